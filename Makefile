@@ -1,0 +1,52 @@
+# Portcullis. `make run` serves the quickstart demo on loopback; `make test`
+# installs what the tests need (Debian packages, Go modules) and runs them all,
+# root-only ones included when run as root.
+
+GO        ?= go
+BIN       := bin/portcullis
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/portcullis-lb/portcullis/internal/buildinfo.Version=$(VERSION)
+CONFIG    ?= configs/quickstart.yaml
+# Debian packages the test suite uses: iproute2/ethtool for the namespace lab,
+# clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects.
+TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl
+STATICCHECK_VERSION := v0.8.2
+
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+
+.PHONY: all build run test test-deps generate lint bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portcullis
+
+run: build
+	./$(BIN) run --config $(CONFIG)
+
+# Installs only what is missing, so a second run does no network I/O.
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages:$$missing (install them as root; root-only tests will skip)"; \
+	  else echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
+	fi
+	$(GO) mod download
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+generate:
+	$(GO) generate ./bpf/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./l4/... ./l7/... ./internal/config/...
+
+clean:
+	rm -rf bin

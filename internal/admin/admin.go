@@ -1,0 +1,190 @@
+// Package admin is the admin listener: Prometheus metrics, liveness and
+// readiness, and the JSON API under /api/v1/. Reads are open (the listener
+// belongs on loopback or a management network); anything that changes state
+// needs the bearer token from the config.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-lb/portcullis/internal/config"
+)
+
+// Daemon is what the admin API needs from the running daemon.
+type Daemon interface {
+	// Status is the JSON document of GET /api/v1/status.
+	Status() any
+	// Config is the running config.
+	Config() *config.Config
+	// Reload re-reads the config file; on error the running config stays.
+	Reload(ctx context.Context, reason string) error
+	// Ready reports whether the daemon serves traffic (config applied, not draining).
+	Ready() bool
+	// Token is the current admin bearer token ("" refuses every mutation).
+	Token() string
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	d   Daemon
+	log *slog.Logger
+	mux *http.ServeMux
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New builds the admin server; Listen binds it.
+func New(d Daemon, reg *prometheus.Registry, log *slog.Logger) *Server {
+	s := &Server{d: d, log: log, mux: http.NewServeMux()}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	s.mux.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, redacted(d.Config()))
+	})
+	s.mux.Handle("POST /api/v1/reload", s.auth(http.HandlerFunc(s.reload)))
+	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return s
+}
+
+// Handle adds an endpoint; mutating ones should be wrapped with Auth.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Auth wraps h so it runs only with the right bearer token.
+func (s *Server) Auth(h http.Handler) http.Handler { return s.auth(h) }
+
+// Listen binds addr and serves in the background.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("admin listener started", "address", ln.Addr().String())
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+type apiError struct {
+	Error  string   `json:"error"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+func (s *Server) auth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := s.d.Token()
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if want == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
+			msg := "missing or wrong bearer token"
+			if want == "" {
+				msg = "no admin token is configured (admin.token or admin.token_file), so changes are refused"
+			}
+			s.log.Warn("admin request refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: msg})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	err := s.d.Reload(r.Context(), "admin API")
+	if err == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"result": "success", "digest": s.d.Config().Digest})
+		return
+	}
+	resp := apiError{Error: "reload failed; the running config keeps serving"}
+	if es := config.AsErrors(err); es != nil {
+		for _, e := range es {
+			resp.Errors = append(resp.Errors, e.Error())
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, resp)
+		return
+	}
+	resp.Errors = []string{err.Error()}
+	writeJSON(w, http.StatusInternalServerError, resp)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// redacted is the config without secrets, for GET /api/v1/config.
+func redacted(c *config.Config) *config.Config {
+	cp := *c
+	if cp.Admin.Token != "" {
+		cp.Admin.Token = "REDACTED"
+	}
+	return &cp
+}
+
+func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte(indexHTML))
+}
+
+const indexHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Portcullis admin</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
+code{background:#f3f3f3;padding:0 .3em}pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>
+<body><h1>Portcullis admin</h1>
+<ul>
+<li><a href="/api/v1/status">/api/v1/status</a> — node, config digest, listeners, reloads</li>
+<li><a href="/api/v1/config">/api/v1/config</a> — the running config (secrets redacted)</li>
+<li><a href="/metrics">/metrics</a> — Prometheus</li>
+<li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a></li>
+<li><code>POST /api/v1/reload</code> with <code>Authorization: Bearer TOKEN</code></li>
+</ul>
+<h2>Status</h2><pre id="s">loading…</pre>
+<script>
+async function tick(){try{const r=await fetch('/api/v1/status');document.getElementById('s').textContent=JSON.stringify(await r.json(),null,2)}catch(e){document.getElementById('s').textContent='admin API unreachable: '+e}}
+tick();setInterval(tick,2000);
+</script></body></html>
+`

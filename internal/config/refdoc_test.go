@@ -1,0 +1,21 @@
+package config
+
+import (
+	"os"
+	"testing"
+)
+
+func TestTheConfigurationReferenceIsCurrent(t *testing.T) {
+	src, err := os.ReadFile("types.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ReferenceMarkdown(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil || string(got) != want {
+		t.Fatal("docs/configuration.md is out of date with internal/config/types.go: run `go generate ./internal/config/`")
+	}
+}

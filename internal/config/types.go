@@ -1,0 +1,290 @@
+// Package config is the one YAML file that describes a Portcullis node.
+//
+// A file goes through four steps, always in this order:
+//
+//	read → decode (strict: unknown keys and wrong types are errors with file:line:col)
+//	     → apply defaults (defaults.go, the one place they are written down)
+//	     → validate (the whole document, every error at once, cross references included)
+//
+// The result is a *Config that nobody mutates afterwards; subsystems compile it
+// into their own runtime objects and the daemon swaps the whole generation
+// atomically. The doc comments on the types below are the user-facing reference:
+// keep them written for an operator, not for a Go programmer.
+package config
+
+// Config is a whole node's configuration.
+type Config struct {
+	// Node identifies this appliance within its cluster.
+	Node Node `yaml:"node"`
+	// Log sets the daemon's structured log output.
+	Log Log `yaml:"log"`
+	// Admin is the admin listener: metrics, health, JSON API and dashboard.
+	Admin Admin `yaml:"admin"`
+	// Shutdown controls graceful shutdown on SIGTERM/SIGINT.
+	Shutdown Shutdown `yaml:"shutdown"`
+	// L4 tunes the XDP fast path. It is active when VIPs are configured.
+	L4 L4 `yaml:"l4"`
+	// VIPs are the virtual services balanced by the XDP fast path.
+	VIPs []VIP `yaml:"vips"`
+	// L7 is the HTTP proxy: listeners, routes and pools.
+	L7 L7 `yaml:"l7"`
+	// Cluster joins this node to its peers (memberlist gossip, floating VIPs).
+	Cluster *Cluster `yaml:"cluster"`
+	// HealthChecks are active checks of pool endpoints and VIP backends.
+	HealthChecks []HealthCheck `yaml:"healthchecks"`
+	// Discovery fills pools from a service registry instead of static endpoints.
+	Discovery []Discovery `yaml:"discovery"`
+	// Demo starts small HTTP backends inside the daemon. For the quickstart
+	// only: never enable it on a production node.
+	Demo *Demo `yaml:"demo"`
+
+	// Path is the file this config was read from (not a YAML key).
+	Path string `yaml:"-"`
+	// Digest is the SHA-256 of the file's bytes, shown by the admin API so two
+	// nodes can tell whether they run the same config (not a YAML key).
+	Digest string `yaml:"-"`
+}
+
+// Node identifies this appliance.
+type Node struct {
+	// Name is unique within the cluster. Default: the host name.
+	Name string `yaml:"name"`
+	// Interface is the NIC that carries VIP traffic (XDP attaches here,
+	// floating VIPs are added here). Required when VIPs are configured.
+	Interface string `yaml:"interface"`
+	// Priority decides VIP ownership in a cluster: highest wins. 0-255.
+	Priority int `yaml:"priority"`
+	// ID is this node's QUIC server id, 1-255: the first byte of every QUIC
+	// connection ID its proxy issues, so the XDP program can route
+	// short-header packets back to it. 0 leaves QUIC routing to the hash.
+	ID int `yaml:"id"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	// Level is one of debug, info, warn, error. Default: info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default: text.
+	Format string `yaml:"format"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Listen is host:port. Default: 127.0.0.1:9900. Keep it on loopback or a
+	// management network: read-only endpoints need no token.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token that mutating endpoints require. Prefer
+	// TokenFile so the config can be committed without the secret.
+	Token string `yaml:"token"`
+	// TokenFile holds the bearer token (surrounding whitespace is trimmed).
+	// Without Token or TokenFile, mutating endpoints are refused.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Shutdown controls what SIGTERM does.
+type Shutdown struct {
+	// Drain is how long in-flight requests get to finish after listeners
+	// stop accepting. Default: 10s.
+	Drain Duration `yaml:"drain"`
+}
+
+// L4 tunes the XDP fast path.
+type L4 struct {
+	// XDPMode is auto (native, falling back to generic), native or generic.
+	// Default: auto.
+	XDPMode string `yaml:"xdp_mode"`
+	// HashSeed seeds the flow hash and the Maglev permutation. Every node of a
+	// cluster must use the same seed, or flows change backend on failover.
+	HashSeed uint32 `yaml:"hash_seed"`
+	// MaglevSize is the Maglev table size per VIP, a prime. Default: 65537.
+	// Larger tables balance finer and cost 8 bytes per slot per VIP.
+	MaglevSize uint32 `yaml:"maglev_size"`
+	// ConntrackSize is the number of flows the LRU connection table holds.
+	// Default: 262144.
+	ConntrackSize uint32 `yaml:"conntrack_size"`
+	// UDPTimeout expires idle UDP flows from the connection table. Default: 30s.
+	UDPTimeout Duration `yaml:"udp_timeout"`
+}
+
+// VIP is a virtual service: address, port and protocol, and its backends.
+type VIP struct {
+	// Name is unique among VIPs.
+	Name string `yaml:"name"`
+	// Address is the virtual IPv4 or IPv6 address.
+	Address string `yaml:"address"`
+	// Port is the service port, 1-65535.
+	Port int `yaml:"port"`
+	// Protocol is tcp or udp. Default: tcp.
+	Protocol string `yaml:"protocol"`
+	// QUIC routes short-header QUIC packets by the node id in their
+	// connection ID (udp only).
+	QUIC bool `yaml:"quic"`
+	// Backends receive the VIP's flows.
+	Backends []VIPBackend `yaml:"backends"`
+}
+
+// VIPBackend is one real server behind a VIP.
+type VIPBackend struct {
+	// Name is unique within the VIP and identifies the backend in the Maglev
+	// table: renaming a backend moves its flows.
+	Name string `yaml:"name"`
+	// Address is the backend's own IP address.
+	Address string `yaml:"address"`
+	// MAC is the backend's Ethernet address (dsr-l2 only).
+	MAC string `yaml:"mac"`
+	// Forwarding is local (hand the packet to this node's own stack, for
+	// VIPs the L7 proxy serves) or dsr-l2 (rewrite MACs and send it to a
+	// backend on the same L2 segment that holds the VIP on lo).
+	// Default: dsr-l2.
+	Forwarding string `yaml:"forwarding"`
+	// Weight is the share of new flows, 0-65535. 0 drains: established flows
+	// stay, new ones go elsewhere. Default: 100.
+	Weight *int `yaml:"weight"`
+	// NodeID is the QUIC server id of the proxy behind this backend (for VIPs
+	// with quic: true).
+	NodeID int `yaml:"node_id"`
+}
+
+// L7 is the HTTP proxy.
+type L7 struct {
+	// Listeners accept client connections.
+	Listeners []Listener `yaml:"listeners"`
+	// Routes map requests to pools. The most specific route wins, compared
+	// in this order: host (exact, then the longest wildcard, then none), path
+	// (exact, then the longest prefix, then none), methods (a list, then
+	// none); ties go to the route written first. A route whose host and path
+	// match but whose methods do not is skipped, and the next one is tried;
+	// when none is left, the answer is 405 with an Allow header.
+	Routes []Route `yaml:"routes"`
+	// Pools are sets of upstream endpoints.
+	Pools []Pool `yaml:"pools"`
+}
+
+// Listener is an HTTP listener.
+type Listener struct {
+	// Name is unique among listeners; routes refer to it.
+	Name string `yaml:"name"`
+	// Address is host:port to bind.
+	Address string `yaml:"address"`
+	// TLS terminates TLS on this listener (HTTP/1.1 and HTTP/2 by ALPN).
+	TLS *ListenerTLS `yaml:"tls"`
+}
+
+// ListenerTLS is a listener's TLS termination.
+type ListenerTLS struct {
+	// Certificates are PEM certificate chains and keys; the first is the
+	// default, the others are chosen by SNI.
+	Certificates []Certificate `yaml:"certificates"`
+	// MinVersion is 1.2 or 1.3. Default: 1.2.
+	MinVersion string `yaml:"min_version"`
+}
+
+// Certificate is a PEM certificate chain and its private key.
+type Certificate struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Route sends matching requests to a pool.
+type Route struct {
+	// Name is unique among routes; it labels metrics and access logs.
+	Name string `yaml:"name"`
+	// Listeners restricts the route to these listeners. Default: all.
+	Listeners []string `yaml:"listeners"`
+	// Match selects requests. An empty match takes everything.
+	Match Match `yaml:"match"`
+	// Pool receives the matched requests.
+	Pool string `yaml:"pool"`
+}
+
+// Match selects requests.
+type Match struct {
+	// Hosts are exact host names or wildcards (*.example.com); the port is
+	// ignored.
+	Hosts []string `yaml:"hosts"`
+	// Path matches the path exactly.
+	Path string `yaml:"path"`
+	// PathPrefix matches a path prefix on segment boundaries ("/api" matches
+	// /api and /api/x, not /apix).
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods are HTTP methods, upper case.
+	Methods []string `yaml:"methods"`
+}
+
+// Pool is a set of upstream endpoints.
+type Pool struct {
+	// Name is unique among pools.
+	Name string `yaml:"name"`
+	// Algorithm is round_robin (smooth weighted) or random. Default:
+	// round_robin.
+	Algorithm string `yaml:"algorithm"`
+	// Endpoints are host:port of upstream HTTP servers.
+	Endpoints []Endpoint `yaml:"endpoints"`
+}
+
+// Endpoint is one upstream server.
+type Endpoint struct {
+	// Address is host:port.
+	Address string `yaml:"address"`
+	// Weight is the relative share of requests, 1-65535. Default: 1.
+	Weight int `yaml:"weight"`
+}
+
+// Cluster joins the node to its peers.
+type Cluster struct {
+	// Bind is the gossip address, host:port. Default port: 7946.
+	Bind string `yaml:"bind"`
+	// Peers are other nodes' gossip addresses, joined at start and rejoined
+	// periodically so a healed partition merges.
+	Peers []string `yaml:"peers"`
+	// KeyFile holds the base64 gossip encryption key (16, 24 or 32 bytes).
+	// Gossip is always encrypted: a node without the key cannot join.
+	KeyFile string `yaml:"key_file"`
+	// Profile is lan (memberlist defaults) or fast (sub-second failure
+	// detection). Default: lan.
+	Profile string `yaml:"profile"`
+}
+
+// HealthCheck is an active check of a pool's endpoints or a VIP's backends.
+type HealthCheck struct {
+	// Name is unique among health checks.
+	Name string `yaml:"name"`
+	// Pool or VIP names what is checked; exactly one is set.
+	Pool string `yaml:"pool"`
+	VIP  string `yaml:"vip"`
+	// Type is http or tcp.
+	Type string `yaml:"type"`
+	// Interval between checks. Default: 2s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one check. Default: 1s; must be below Interval.
+	Timeout Duration `yaml:"timeout"`
+	// Rise successes in a row mark a backend up. Default: 2.
+	Rise int `yaml:"rise"`
+	// Fall failures in a row mark a backend down. Default: 3.
+	Fall int `yaml:"fall"`
+	// Path is the HTTP request path. Default: /.
+	Path string `yaml:"path"`
+}
+
+// Discovery fills a pool from a registry.
+type Discovery struct {
+	// Name is unique among discovery sources.
+	Name string `yaml:"name"`
+	// Pool receives the discovered endpoints.
+	Pool string `yaml:"pool"`
+	// Provider is dns, etcd or consul.
+	Provider string `yaml:"provider"`
+	// DNS names an SRV or A/AAAA record (dns provider).
+	DNS string `yaml:"dns"`
+	// Endpoints are the registry's addresses (etcd, consul).
+	Endpoints []string `yaml:"endpoints"`
+	// Key is the etcd prefix or the Consul service name.
+	Key string `yaml:"key"`
+}
+
+// Demo starts HTTP backends inside the daemon, for the quickstart.
+type Demo struct {
+	// Backends are host:port addresses to serve demo backends on. Each
+	// answers with its own name and address so round robin is visible.
+	Backends []string `yaml:"backends"`
+}

@@ -1,0 +1,425 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis-lb/portcullis/l4/maglev"
+)
+
+// validator checks the whole document and keeps going after an error, so an
+// operator fixes a file in one round instead of one error per reload.
+type validator struct {
+	c    *Config
+	file string
+	pos  map[string]Pos
+	bad  map[string]bool
+	errs Errors
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	for p := path; p != ""; p = parentPath(p) {
+		if v.bad[p] {
+			return
+		}
+	}
+	p := v.lookup(path)
+	v.errs = append(v.errs, Error{File: v.file, Line: p.Line, Col: p.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// lookup finds the position of a key path, or of its nearest parent when the
+// key itself is absent from the file (a missing required key, a default).
+func (v *validator) lookup(path string) Pos {
+	for ; path != ""; path = parentPath(path) {
+		if p, ok := v.pos[path]; ok && p.Line > 0 {
+			return p
+		}
+	}
+	return Pos{Line: 1, Col: 1}
+}
+
+func parentPath(path string) string {
+	if i := strings.LastIndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// name checks a name's syntax and uniqueness among its siblings.
+func (v *validator) name(path, kind, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.errorf(path, "%s needs a name", kind)
+	case !nameRE.MatchString(name):
+		v.errorf(path, "%s name %q: use letters, digits, '.', '_' and '-' (at most 63)", kind, name)
+	case seen[name]:
+		v.errorf(path, "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
+}
+
+// hostPort checks host:port with a numeric port in 1-65535.
+func (v *validator) hostPort(path, s string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.errorf(path, "%q is not host:port", s)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.errorf(path, "port %q is out of range (1-65535)", port)
+	}
+	if host == "" {
+		v.errorf(path, "%q has no host; write 0.0.0.0:%s or [::]:%s to listen on every address", s, port, port)
+	}
+}
+
+func (v *validator) readable(path, f string) {
+	if f == "" {
+		return
+	}
+	if _, err := os.Stat(f); err != nil {
+		v.errorf(path, "cannot read %s: %v", f, err)
+	}
+}
+
+func (v *validator) validate() {
+	c := v.c
+	if !nameRE.MatchString(c.Node.Name) {
+		v.errorf("node.name", "node name %q: use letters, digits, '.', '_' and '-'", c.Node.Name)
+	}
+	if c.Node.Priority < 0 || c.Node.Priority > 255 {
+		v.errorf("node.priority", "priority %d is out of range (0-255)", c.Node.Priority)
+	}
+	if c.Node.ID < 0 || c.Node.ID > 255 {
+		v.errorf("node.id", "node id %d is out of range (0-255)", c.Node.ID)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		v.errorf("log.level", "level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		v.errorf("log.format", "format %q: use text or json", c.Log.Format)
+	}
+	v.hostPort("admin.listen", c.Admin.Listen)
+	if c.Admin.Token != "" && c.Admin.TokenFile != "" {
+		v.errorf("admin.token", "set token or token_file, not both")
+	}
+	v.readable("admin.token_file", c.Admin.TokenFile)
+	v.validateL4()
+	pools := v.validateL7()
+	v.validateCluster()
+	v.validateChecks(pools)
+	v.validateDiscovery(pools)
+	if c.Demo != nil {
+		seen := map[string]bool{}
+		for i, a := range c.Demo.Backends {
+			p := fmt.Sprintf("demo.backends[%d]", i)
+			v.hostPort(p, a)
+			if seen[a] {
+				v.errorf(p, "duplicate demo backend %s", a)
+			}
+			seen[a] = true
+		}
+	}
+}
+
+func (v *validator) validateL4() {
+	c := v.c
+	if !oneOf(c.L4.XDPMode, "auto", "native", "generic") {
+		v.errorf("l4.xdp_mode", "xdp_mode %q: use auto, native or generic", c.L4.XDPMode)
+	}
+	if !maglev.IsPrime(uint64(c.L4.MaglevSize)) || c.L4.MaglevSize > 1<<20 {
+		v.errorf("l4.maglev_size", "maglev_size %d must be a prime no larger than 1048576 (e.g. 65537, 131071)", c.L4.MaglevSize)
+	}
+	if c.L4.ConntrackSize < 1024 {
+		v.errorf("l4.conntrack_size", "conntrack_size %d is too small (at least 1024)", c.L4.ConntrackSize)
+	}
+	if len(c.VIPs) > 0 && c.Node.Interface == "" {
+		v.errorf("node.interface", "VIPs are configured, so node.interface must name the NIC to attach XDP to")
+	}
+	names := map[string]bool{}
+	services := map[string]string{}
+	for i, vip := range c.VIPs {
+		p := fmt.Sprintf("vips[%d]", i)
+		v.name(p+".name", "VIP", vip.Name, names)
+		addr, err := netip.ParseAddr(vip.Address)
+		if err != nil || addr.Zone() != "" {
+			v.errorf(p+".address", "%q is not an IP address", vip.Address)
+		}
+		if vip.Port < 1 || vip.Port > 65535 {
+			v.errorf(p+".port", "port %d is out of range (1-65535)", vip.Port)
+		}
+		if !oneOf(vip.Protocol, "tcp", "udp") {
+			v.errorf(p+".protocol", "protocol %q: use tcp or udp", vip.Protocol)
+		}
+		if vip.QUIC && vip.Protocol != "udp" {
+			v.errorf(p+".quic", "quic needs protocol: udp")
+		}
+		key := fmt.Sprintf("%s/%d/%s", addr.Unmap(), vip.Port, vip.Protocol)
+		if other, dup := services[key]; dup && err == nil {
+			v.errorf(p, "VIP %q has the same address, port and protocol as %q", vip.Name, other)
+		}
+		services[key] = vip.Name
+		if len(vip.Backends) == 0 {
+			v.errorf(p+".backends", "VIP %q has no backends", vip.Name)
+		}
+		bnames := map[string]bool{}
+		nodeIDs := map[int]string{}
+		for j, b := range vip.Backends {
+			bp := fmt.Sprintf("%s.backends[%d]", p, j)
+			v.name(bp+".name", "backend", b.Name, bnames)
+			if _, err := netip.ParseAddr(b.Address); err != nil {
+				v.errorf(bp+".address", "%q is not an IP address", b.Address)
+			}
+			switch b.Forwarding {
+			case "dsr-l2":
+				if hw, err := net.ParseMAC(b.MAC); err != nil || len(hw) != 6 {
+					v.errorf(bp+".mac", "dsr-l2 needs the backend's Ethernet address (mac: 02:00:00:00:00:01), got %q", b.MAC)
+				}
+			case "local":
+				if b.MAC != "" {
+					v.errorf(bp+".mac", "a local backend is this node: it takes no mac")
+				}
+			default:
+				v.errorf(bp+".forwarding", "forwarding %q: use local or dsr-l2", b.Forwarding)
+			}
+			if *b.Weight < 0 || *b.Weight > 65535 {
+				v.errorf(bp+".weight", "weight %d is out of range (0-65535)", *b.Weight)
+			}
+			if b.NodeID < 0 || b.NodeID > 255 {
+				v.errorf(bp+".node_id", "node_id %d is out of range (0-255)", b.NodeID)
+			} else if b.NodeID != 0 {
+				if other, dup := nodeIDs[b.NodeID]; dup {
+					v.errorf(bp+".node_id", "node_id %d is already backend %q's", b.NodeID, other)
+				}
+				nodeIDs[b.NodeID] = b.Name
+			}
+		}
+	}
+}
+
+func (v *validator) validateL7() map[string]bool {
+	l7 := &v.c.L7
+	listeners := map[string]bool{}
+	addrs := map[string]string{}
+	for i, l := range l7.Listeners {
+		p := fmt.Sprintf("l7.listeners[%d]", i)
+		v.name(p+".name", "listener", l.Name, listeners)
+		v.hostPort(p+".address", l.Address)
+		if other, dup := addrs[l.Address]; dup {
+			v.errorf(p+".address", "address %s is already listener %q's", l.Address, other)
+		}
+		addrs[l.Address] = l.Name
+		if l.TLS != nil {
+			if len(l.TLS.Certificates) == 0 {
+				v.errorf(p+".tls.certificates", "tls needs at least one certificate")
+			}
+			for j, c := range l.TLS.Certificates {
+				cp := fmt.Sprintf("%s.tls.certificates[%d]", p, j)
+				if c.CertFile == "" || c.KeyFile == "" {
+					v.errorf(cp, "a certificate needs cert_file and key_file")
+				}
+				v.readable(cp+".cert_file", c.CertFile)
+				v.readable(cp+".key_file", c.KeyFile)
+			}
+			if !oneOf(l.TLS.MinVersion, "1.2", "1.3") {
+				v.errorf(p+".tls.min_version", "min_version %q: use 1.2 or 1.3", l.TLS.MinVersion)
+			}
+		}
+	}
+	pools := map[string]bool{}
+	for i, pool := range l7.Pools {
+		p := fmt.Sprintf("l7.pools[%d]", i)
+		v.name(p+".name", "pool", pool.Name, pools)
+		if !oneOf(pool.Algorithm, "round_robin", "random") {
+			v.errorf(p+".algorithm", "algorithm %q: use round_robin or random", pool.Algorithm)
+		}
+		seen := map[string]bool{}
+		for j, e := range pool.Endpoints {
+			ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
+			v.hostPort(ep+".address", e.Address)
+			if seen[e.Address] {
+				v.errorf(ep+".address", "duplicate endpoint %s", e.Address)
+			}
+			seen[e.Address] = true
+			if e.Weight < 1 || e.Weight > 65535 {
+				v.errorf(ep+".weight", "weight %d is out of range (1-65535)", e.Weight)
+			}
+		}
+	}
+	routes := map[string]bool{}
+	for i, r := range l7.Routes {
+		p := fmt.Sprintf("l7.routes[%d]", i)
+		v.name(p+".name", "route", r.Name, routes)
+		for j, l := range r.Listeners {
+			if !listeners[l] {
+				v.errorf(fmt.Sprintf("%s.listeners[%d]", p, j), "no listener named %q", l)
+			}
+		}
+		switch {
+		case r.Pool == "":
+			v.errorf(p+".pool", "route %q needs a pool", r.Name)
+		case !pools[r.Pool]:
+			v.errorf(p+".pool", "no pool named %q", r.Pool)
+		}
+		m := r.Match
+		if m.Path != "" && m.PathPrefix != "" {
+			v.errorf(p+".match", "set path or path_prefix, not both")
+		}
+		if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+			v.errorf(p+".match.path", "path %q must start with /", m.Path)
+		}
+		if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+			v.errorf(p+".match.path_prefix", "path_prefix %q must start with /", m.PathPrefix)
+		}
+		for j, h := range m.Hosts {
+			if !validHostPattern(h) {
+				v.errorf(fmt.Sprintf("%s.match.hosts[%d]", p, j), "%q is not a host name or *.wildcard", h)
+			}
+		}
+		for j, meth := range m.Methods {
+			if !methodRE.MatchString(meth) {
+				v.errorf(fmt.Sprintf("%s.match.methods[%d]", p, j), "%q is not an upper-case HTTP method", meth)
+			}
+		}
+	}
+	if len(l7.Routes) > 0 && len(l7.Listeners) == 0 {
+		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
+	}
+	return pools
+}
+
+var (
+	methodRE = regexp.MustCompile(`^[A-Z]{1,20}$`)
+	labelRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+)
+
+func validHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if !labelRE.MatchString(label) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) validateCluster() {
+	cl := v.c.Cluster
+	if cl == nil {
+		return
+	}
+	if cl.Bind != "" {
+		v.hostPort("cluster.bind", cl.Bind)
+	}
+	for i, peer := range cl.Peers {
+		v.hostPort(fmt.Sprintf("cluster.peers[%d]", i), peer)
+	}
+	if cl.KeyFile == "" {
+		v.errorf("cluster.key_file", "gossip is always encrypted: key_file is required")
+	}
+	v.readable("cluster.key_file", cl.KeyFile)
+	if !oneOf(cl.Profile, "lan", "fast") {
+		v.errorf("cluster.profile", "profile %q: use lan or fast", cl.Profile)
+	}
+}
+
+func (v *validator) validateChecks(pools map[string]bool) {
+	vips := map[string]bool{}
+	for _, vip := range v.c.VIPs {
+		vips[vip.Name] = true
+	}
+	names := map[string]bool{}
+	for i, h := range v.c.HealthChecks {
+		p := fmt.Sprintf("healthchecks[%d]", i)
+		v.name(p+".name", "health check", h.Name, names)
+		switch {
+		case (h.Pool == "") == (h.VIP == ""):
+			v.errorf(p, "set exactly one of pool or vip")
+		case h.Pool != "" && !pools[h.Pool]:
+			v.errorf(p+".pool", "no pool named %q", h.Pool)
+		case h.VIP != "" && !vips[h.VIP]:
+			v.errorf(p+".vip", "no VIP named %q", h.VIP)
+		}
+		if !oneOf(h.Type, "http", "tcp") {
+			v.errorf(p+".type", "type %q: use http or tcp", h.Type)
+		}
+		if h.Timeout >= h.Interval {
+			v.errorf(p+".timeout", "timeout %s must be shorter than interval %s", h.Timeout.D(), h.Interval.D())
+		}
+		if h.Rise < 1 || h.Fall < 1 {
+			v.errorf(p, "rise and fall must be at least 1")
+		}
+		if !strings.HasPrefix(h.Path, "/") {
+			v.errorf(p+".path", "path %q must start with /", h.Path)
+		}
+	}
+}
+
+func (v *validator) validateDiscovery(pools map[string]bool) {
+	names := map[string]bool{}
+	for i, d := range v.c.Discovery {
+		p := fmt.Sprintf("discovery[%d]", i)
+		v.name(p+".name", "discovery source", d.Name, names)
+		if !pools[d.Pool] {
+			v.errorf(p+".pool", "no pool named %q", d.Pool)
+		}
+		switch d.Provider {
+		case "dns":
+			if d.DNS == "" {
+				v.errorf(p+".dns", "the dns provider needs a record name")
+			}
+		case "etcd", "consul":
+			if len(d.Endpoints) == 0 {
+				v.errorf(p+".endpoints", "the %s provider needs endpoints", d.Provider)
+			}
+			if d.Key == "" {
+				v.errorf(p+".key", "the %s provider needs a key", d.Provider)
+			}
+		default:
+			v.errorf(p+".provider", "provider %q: use dns, etcd or consul", d.Provider)
+		}
+	}
+}
+
+// resolvePaths makes file references relative to the config file's folder,
+// so a config means the same thing whatever the daemon's working directory.
+func (c *Config) resolvePaths() {
+	dir := filepath.Dir(c.Path)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Admin.TokenFile)
+	if c.Cluster != nil {
+		abs(&c.Cluster.KeyFile)
+	}
+	for i := range c.L7.Listeners {
+		if t := c.L7.Listeners[i].TLS; t != nil {
+			for j := range t.Certificates {
+				abs(&t.Certificates[j].CertFile)
+				abs(&t.Certificates[j].KeyFile)
+			}
+		}
+	}
+}

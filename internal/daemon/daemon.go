@@ -1,0 +1,357 @@
+// Package daemon runs a Portcullis node: it loads the config, applies it to
+// every subsystem as one transaction, serves the admin API, reloads on SIGHUP,
+// on a change of the file and on request, and shuts down gracefully.
+//
+// A config change flows one way:
+//
+//	file → config.Load (decode, defaults, validate) → compile (l7.Compile, l4 services)
+//	     → apply (bind new sockets, swap generations) → subscribers
+//
+// Every step before apply is pure; a failure there leaves the running
+// generation untouched. Apply binds new sockets before it swaps anything and
+// undoes its own binds on failure.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/portcullis-lb/portcullis/internal/admin"
+	"github.com/portcullis-lb/portcullis/internal/buildinfo"
+	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/internal/demo"
+	"github.com/portcullis-lb/portcullis/internal/logging"
+	"github.com/portcullis-lb/portcullis/internal/metrics"
+	"github.com/portcullis-lb/portcullis/l7"
+)
+
+// Options are the command line's settings for a daemon.
+type Options struct {
+	ConfigPath string
+	// WatchConfig reloads when the file changes on disk.
+	WatchConfig bool
+	// Logger overrides the config's log settings (tests).
+	Logger *logging.Logger
+}
+
+// generation is what one successful load produced. Immutable.
+type generation struct {
+	cfg      *config.Config
+	token    string
+	loadedAt time.Time
+	l7       *l7.Generation
+}
+
+// Daemon is a running node.
+type Daemon struct {
+	opts    Options
+	log     *logging.Logger
+	metrics *metrics.Metrics
+	admin   *admin.Server
+	proxy   *l7.Proxy
+	demo    *demo.Backends
+	l4      *l4Plane
+
+	gen      atomic.Pointer[generation]
+	draining atomic.Bool
+	// reloadMu serialises loads: two triggers at once (a signal and an
+	// editor's save) must not interleave their applies.
+	reloadMu   sync.Mutex
+	lastDigest string
+	started    time.Time
+}
+
+// Run loads the config, starts everything, and blocks until ctx is done or
+// SIGTERM/SIGINT arrives; then it drains and returns.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
+	}
+	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now()}
+	d.proxy = l7.New(log.With("component", "l7"))
+	d.demo = demo.New(log.With("component", "demo"))
+	d.admin = admin.New(d, d.metrics.Registry, log.With("component", "admin"))
+
+	if err := d.apply(cfg); err != nil {
+		d.closeSubsystems(context.Background())
+		return err
+	}
+	if err := d.admin.Listen(cfg.Admin.Listen); err != nil {
+		d.closeSubsystems(context.Background())
+		return fmt.Errorf("admin listener %s: %w", cfg.Admin.Listen, err)
+	}
+	log.Info("portcullis started", "version", buildinfo.Version, "node", cfg.Node.Name, "config", cfg.Path, "digest", short(cfg.Digest))
+	for _, warn := range notYetActive(cfg) {
+		log.Warn(warn)
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	changes := make(chan struct{}, 1)
+	if opts.WatchConfig {
+		stop, err := watchFile(opts.ConfigPath, changes)
+		if err != nil {
+			log.Warn("not watching the config file; reload with SIGHUP or the admin API", "err", err)
+		} else {
+			defer stop()
+		}
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case <-changes:
+			d.reloadIfChanged()
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				_ = d.Reload(ctx, "SIGHUP")
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			return d.shutdown()
+		}
+	}
+}
+
+// notYetActive names config sections that this build validates but does not
+// act on yet, so nobody believes a feature is running when it is not.
+func notYetActive(c *config.Config) []string {
+	var w []string
+	if c.Cluster != nil {
+		w = append(w, "cluster: section validated but clustering is not in this build yet; this node runs alone")
+	}
+	if len(c.HealthChecks) > 0 {
+		w = append(w, "healthchecks: section validated but active health checking is not in this build yet")
+	}
+	if len(c.Discovery) > 0 {
+		w = append(w, "discovery: section validated but service discovery is not in this build yet")
+	}
+	return w
+}
+
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
+}
+
+// apply compiles cfg and makes it current, all or nothing.
+func (d *Daemon) apply(cfg *config.Config) error {
+	token, err := cfg.AdminToken()
+	if err != nil {
+		return err
+	}
+	l7gen, err := l7.Compile(cfg)
+	if err != nil {
+		return err
+	}
+	l4svcs, err := l4Services(cfg)
+	if err != nil {
+		return err
+	}
+	old := d.gen.Load()
+	if old != nil && old.cfg.Admin.Listen != cfg.Admin.Listen {
+		d.log.Warn("admin.listen changed: it takes effect at the next restart", "running", old.cfg.Admin.Listen, "new", cfg.Admin.Listen)
+	}
+	var demoAddrs []string
+	if cfg.Demo != nil {
+		demoAddrs = cfg.Demo.Backends
+	}
+	// Demo backends first: they are upstreams of the new routes.
+	if err := d.demo.Apply(demoAddrs); err != nil {
+		return err
+	}
+	if err := d.applyL4(cfg, l4svcs); err != nil {
+		d.rollbackDemo(old)
+		return err
+	}
+	if err := d.proxy.Apply(l7gen, cfg.Shutdown.Drain.D()); err != nil {
+		d.rollbackDemo(old)
+		if old != nil {
+			// Put the dataplane back on the old services; the proxy
+			// never switched.
+			if l4old, lerr := l4Services(old.cfg); lerr == nil {
+				_ = d.applyL4(old.cfg, l4old)
+			}
+		}
+		return err
+	}
+	d.gen.Store(&generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen})
+	d.log.SetLevel(cfg.Log.Level)
+	d.metrics.ConfigInfo.Reset()
+	d.metrics.ConfigInfo.WithLabelValues(cfg.Digest).Set(1)
+	d.metrics.LastReload.SetToCurrentTime()
+	return nil
+}
+
+func (d *Daemon) rollbackDemo(old *generation) {
+	var addrs []string
+	if old != nil && old.cfg.Demo != nil {
+		addrs = old.cfg.Demo.Backends
+	}
+	_ = d.demo.Apply(addrs)
+}
+
+// Reload re-reads the config file and applies it. On failure the running
+// config stays and the error lists every problem.
+func (d *Daemon) Reload(_ context.Context, reason string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	start := time.Now()
+	cfg, err := config.Load(d.opts.ConfigPath)
+	if cfg != nil {
+		d.lastDigest = cfg.Digest
+	}
+	if err == nil {
+		err = d.apply(cfg)
+	}
+	if err != nil {
+		d.metrics.Reloads.WithLabelValues("failure").Inc()
+		attrs := []any{"reason", reason, "running_digest", short(d.gen.Load().cfg.Digest)}
+		if es := config.AsErrors(err); es != nil {
+			for _, e := range es {
+				attrs = append(attrs, slog.String("error", e.Error()))
+			}
+		} else {
+			attrs = append(attrs, "err", err)
+		}
+		d.log.Error("config reload rejected; the running config keeps serving", attrs...)
+		return err
+	}
+	d.metrics.Reloads.WithLabelValues("success").Inc()
+	d.log.Info("config reloaded", "reason", reason, "digest", short(cfg.Digest), "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// reloadIfChanged reloads on a file event unless the bytes are the ones
+// already tried: editors fire several events per save, and a rejected file
+// must not be re-rejected (and re-counted) for every one of them.
+func (d *Daemon) reloadIfChanged() {
+	cfgBytes, err := os.ReadFile(d.opts.ConfigPath)
+	if err != nil {
+		return // mid-rename; the next event will tell
+	}
+	digest := config.DigestOf(cfgBytes)
+	d.reloadMu.Lock()
+	same := digest == d.lastDigest || digest == d.gen.Load().cfg.Digest
+	d.reloadMu.Unlock()
+	if !same {
+		_ = d.Reload(context.Background(), "file changed")
+	}
+}
+
+// watchFile watches the config file's folder (editors and config managers
+// replace files by rename, which a watch on the file itself would miss) and
+// signals changes, debounced so one save makes one reload.
+func watchFile(path string, out chan<- struct{}) (func(), error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return nil, err
+	}
+	go func() {
+		var timer *time.Timer
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) != abs || ev.Op == fsnotify.Chmod {
+					continue
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				timer = time.AfterFunc(200*time.Millisecond, func() {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				})
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return func() { w.Close() }, nil
+}
+
+func (d *Daemon) shutdown() error {
+	d.draining.Store(true)
+	cfg := d.gen.Load().cfg
+	drain := cfg.Shutdown.Drain.D()
+	d.log.Info("draining", "for", drain)
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := d.proxy.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.log.Warn("drain time over; closed the remaining connections")
+	}
+	d.closeSubsystems(ctx)
+	_ = d.admin.Shutdown(ctx)
+	d.log.Info("stopped")
+	return nil
+}
+
+func (d *Daemon) closeSubsystems(ctx context.Context) {
+	d.demo.Close(ctx)
+	d.closeL4()
+}
+
+// Config implements admin.Daemon.
+func (d *Daemon) Config() *config.Config { return d.gen.Load().cfg }
+
+// Token implements admin.Daemon.
+func (d *Daemon) Token() string { return d.gen.Load().token }
+
+// Ready implements admin.Daemon.
+func (d *Daemon) Ready() bool { return d.gen.Load() != nil && !d.draining.Load() }
+
+// Status implements admin.Daemon.
+func (d *Daemon) Status() any {
+	g := d.gen.Load()
+	return map[string]any{
+		"node":       g.cfg.Node.Name,
+		"version":    buildinfo.Version,
+		"commit":     buildinfo.GetCommit(),
+		"started_at": d.started.UTC().Format(time.RFC3339),
+		"ready":      d.Ready(),
+		"config": map[string]any{
+			"path":      g.cfg.Path,
+			"digest":    g.cfg.Digest,
+			"loaded_at": g.loadedAt.UTC().Format(time.RFC3339Nano),
+		},
+		"listeners": d.proxy.Addrs(),
+		"l4":        d.l4Status(),
+	}
+}
