@@ -18,9 +18,6 @@ const (
 	DefaultVIPProtocol    = "tcp"
 	DefaultForwarding     = "dsr-l2"
 	DefaultBackendWeight  = 100
-	DefaultPoolAlgorithm  = "round_robin"
-	DefaultEndpointWeight = 1
-	DefaultTLSMinVersion  = "1.2"
 	DefaultGossipPort     = 7946
 	DefaultClusterProfile = "lan"
 	DefaultCheckInterval  = 2 * time.Second
@@ -56,18 +53,9 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
-	for i := range c.L7.Listeners {
-		if t := c.L7.Listeners[i].TLS; t != nil {
-			def(&t.MinVersion, DefaultTLSMinVersion)
-		}
-	}
-	for i := range c.L7.Pools {
-		p := &c.L7.Pools[i]
-		def(&p.Algorithm, DefaultPoolAlgorithm)
-		for j := range p.Endpoints {
-			def(&p.Endpoints[j].Weight, DefaultEndpointWeight)
-		}
-	}
+	c.applyListenerDefaults()
+	c.applyRouteDefaults()
+	c.applyPoolDefaults()
 	if c.Cluster != nil {
 		def(&c.Cluster.Profile, DefaultClusterProfile)
 	}

@@ -1,3 +1,3 @@
 package config
 
-//go:generate go run ./cmd/refdoc types.go ../../docs/configuration.md
+//go:generate go run ./cmd/refdoc . ../../docs/configuration.md

@@ -6,23 +6,30 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 )
 
 // ReferenceMarkdown renders the configuration reference from the doc
-// comments of the types in types.go (passed as src), walking the schema from
-// Config down. The reference is generated so that it cannot drift from the
-// code: a test compares it with docs/configuration.md.
-func ReferenceMarkdown(src []byte) (string, error) {
+// comments of the schema's types (the sources of types*.go), walking the
+// schema from Config down. The reference is generated so that it cannot drift
+// from the code: a test compares it with docs/configuration.md.
+func ReferenceMarkdown(srcs ...[]byte) (string, error) {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "types.go", src, parser.ParseComments)
-	if err != nil {
-		return "", err
+	var decls []ast.Decl
+	for i, src := range srcs {
+		f, err := parser.ParseFile(fset, fmt.Sprintf("types%d.go", i), src, parser.ParseComments)
+		if err != nil {
+			return "", err
+		}
+		decls = append(decls, f.Decls...)
 	}
 	docs := map[string]map[string]string{} // type → field → doc
 	typeDocs := map[string]string{}
-	for _, decl := range f.Decls {
+	for _, decl := range decls {
 		gd, ok := decl.(*ast.GenDecl)
 		if !ok {
 			continue
@@ -56,7 +63,7 @@ func ReferenceMarkdown(src []byte) (string, error) {
 
 	var b bytes.Buffer
 	b.WriteString("# Configuration reference\n\n")
-	b.WriteString("<!-- Generated from internal/config/types.go by `go generate ./internal/config/`; do not edit. -->\n\n")
+	b.WriteString("<!-- Generated from internal/config/types*.go by `go generate ./internal/config/`; do not edit. -->\n\n")
 	b.WriteString("One YAML file per node. Decoding is strict: an unknown key, a wrong type or an invalid\n")
 	b.WriteString("value is an error naming `file:line:column` and the key path, and every error in the file\n")
 	b.WriteString("is reported at once (`portcullis validate --config FILE`). Relative file paths are taken\n")
@@ -130,4 +137,22 @@ func typeName(t reflect.Type) string {
 	default:
 		return "integer"
 	}
+}
+
+// ReferenceFromDir renders the reference from the types*.go files in dir.
+func ReferenceFromDir(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "types*.go"))
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	var srcs [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		srcs = append(srcs, b)
+	}
+	return ReferenceMarkdown(srcs...)
 }

@@ -122,7 +122,12 @@ func (v *validator) validate() {
 	}
 	v.readable("admin.token_file", c.Admin.TokenFile)
 	v.validateL4()
-	pools := v.validateL7()
+	listeners := v.validateListeners()
+	pools := v.validatePools()
+	v.validateRoutes(listeners, pools)
+	if len(c.L7.Routes) > 0 && len(c.L7.Listeners) == 0 {
+		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
+	}
 	v.validateCluster()
 	v.validateChecks(pools)
 	v.validateDiscovery(pools)
@@ -212,115 +217,6 @@ func (v *validator) validateL4() {
 			}
 		}
 	}
-}
-
-func (v *validator) validateL7() map[string]bool {
-	l7 := &v.c.L7
-	listeners := map[string]bool{}
-	addrs := map[string]string{}
-	for i, l := range l7.Listeners {
-		p := fmt.Sprintf("l7.listeners[%d]", i)
-		v.name(p+".name", "listener", l.Name, listeners)
-		v.hostPort(p+".address", l.Address)
-		if other, dup := addrs[l.Address]; dup {
-			v.errorf(p+".address", "address %s is already listener %q's", l.Address, other)
-		}
-		addrs[l.Address] = l.Name
-		if l.TLS != nil {
-			if len(l.TLS.Certificates) == 0 {
-				v.errorf(p+".tls.certificates", "tls needs at least one certificate")
-			}
-			for j, c := range l.TLS.Certificates {
-				cp := fmt.Sprintf("%s.tls.certificates[%d]", p, j)
-				if c.CertFile == "" || c.KeyFile == "" {
-					v.errorf(cp, "a certificate needs cert_file and key_file")
-				}
-				v.readable(cp+".cert_file", c.CertFile)
-				v.readable(cp+".key_file", c.KeyFile)
-			}
-			if !oneOf(l.TLS.MinVersion, "1.2", "1.3") {
-				v.errorf(p+".tls.min_version", "min_version %q: use 1.2 or 1.3", l.TLS.MinVersion)
-			}
-		}
-	}
-	pools := map[string]bool{}
-	for i, pool := range l7.Pools {
-		p := fmt.Sprintf("l7.pools[%d]", i)
-		v.name(p+".name", "pool", pool.Name, pools)
-		if !oneOf(pool.Algorithm, "round_robin", "random") {
-			v.errorf(p+".algorithm", "algorithm %q: use round_robin or random", pool.Algorithm)
-		}
-		seen := map[string]bool{}
-		for j, e := range pool.Endpoints {
-			ep := fmt.Sprintf("%s.endpoints[%d]", p, j)
-			v.hostPort(ep+".address", e.Address)
-			if seen[e.Address] {
-				v.errorf(ep+".address", "duplicate endpoint %s", e.Address)
-			}
-			seen[e.Address] = true
-			if e.Weight < 1 || e.Weight > 65535 {
-				v.errorf(ep+".weight", "weight %d is out of range (1-65535)", e.Weight)
-			}
-		}
-	}
-	routes := map[string]bool{}
-	for i, r := range l7.Routes {
-		p := fmt.Sprintf("l7.routes[%d]", i)
-		v.name(p+".name", "route", r.Name, routes)
-		for j, l := range r.Listeners {
-			if !listeners[l] {
-				v.errorf(fmt.Sprintf("%s.listeners[%d]", p, j), "no listener named %q", l)
-			}
-		}
-		switch {
-		case r.Pool == "":
-			v.errorf(p+".pool", "route %q needs a pool", r.Name)
-		case !pools[r.Pool]:
-			v.errorf(p+".pool", "no pool named %q", r.Pool)
-		}
-		m := r.Match
-		if m.Path != "" && m.PathPrefix != "" {
-			v.errorf(p+".match", "set path or path_prefix, not both")
-		}
-		if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
-			v.errorf(p+".match.path", "path %q must start with /", m.Path)
-		}
-		if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
-			v.errorf(p+".match.path_prefix", "path_prefix %q must start with /", m.PathPrefix)
-		}
-		for j, h := range m.Hosts {
-			if !validHostPattern(h) {
-				v.errorf(fmt.Sprintf("%s.match.hosts[%d]", p, j), "%q is not a host name or *.wildcard", h)
-			}
-		}
-		for j, meth := range m.Methods {
-			if !methodRE.MatchString(meth) {
-				v.errorf(fmt.Sprintf("%s.match.methods[%d]", p, j), "%q is not an upper-case HTTP method", meth)
-			}
-		}
-	}
-	if len(l7.Routes) > 0 && len(l7.Listeners) == 0 {
-		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
-	}
-	return pools
-}
-
-var (
-	methodRE = regexp.MustCompile(`^[A-Z]{1,20}$`)
-	labelRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-)
-
-func validHostPattern(h string) bool {
-	h = strings.TrimPrefix(h, "*.")
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if !labelRE.MatchString(label) {
-			return false
-		}
-	}
-	return true
 }
 
 func (v *validator) validateCluster() {

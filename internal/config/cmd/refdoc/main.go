@@ -1,4 +1,4 @@
-// Command refdoc writes docs/configuration.md from internal/config/types.go.
+// Command refdoc writes docs/configuration.md from internal/config/types*.go.
 package main
 
 import (
@@ -10,13 +10,9 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		log.Fatal("usage: refdoc TYPES.go OUT.md")
+		log.Fatal("usage: refdoc CONFIG_DIR OUT.md")
 	}
-	src, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		log.Fatal(err)
-	}
-	md, err := config.ReferenceMarkdown(src)
+	md, err := config.ReferenceFromDir(os.Args[1])
 	if err != nil {
 		log.Fatal(err)
 	}
