@@ -119,7 +119,9 @@ func (d *runningDaemon) log() string {
 	return d.logs.String()
 }
 
-func (d *runningDaemon) admin(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", d.p.admin, path) }
+func (d *runningDaemon) admin(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", d.p.admin, path)
+}
 
 func (d *runningDaemon) waitReady(t *testing.T) {
 	t.Helper()
