@@ -1,0 +1,145 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/l4"
+)
+
+// l4Plane is the XDP dataplane while VIPs are configured.
+type l4Plane struct {
+	mu  sync.Mutex
+	dp  *l4.Dataplane
+	cfg l4.Config
+}
+
+// L4Config is the part of the config that is compiled into the XDP
+// program or sizes its maps when it is loaded.
+func L4Config(c *config.Config) l4.Config {
+	return l4.Config{
+		Interface:     c.Node.Interface,
+		Mode:          c.L4.XDPMode,
+		ConntrackSize: c.L4.ConntrackSize,
+		UDPTimeout:    c.L4.UDPTimeout.D(),
+		HashSeed:      c.L4.HashSeed,
+		MaglevSize:    c.L4.MaglevSize,
+	}
+}
+
+// L4Services turns the config's VIPs into the dataplane's services, in
+// config order: that order and the backend names are the Maglev input,
+// identical on every node that has the same config.
+func L4Services(c *config.Config) ([]l4.Service, error) {
+	out := make([]l4.Service, 0, len(c.VIPs))
+	for _, v := range c.VIPs {
+		addr, err := netip.ParseAddr(v.Address)
+		if err != nil {
+			return nil, fmt.Errorf("vip %q: %w", v.Name, err)
+		}
+		s := l4.Service{Name: v.Name, Addr: addr.Unmap(), Port: uint16(v.Port), Proto: 6, QUIC: v.QUIC}
+		if v.Protocol == "udp" {
+			s.Proto = 17
+		}
+		for _, b := range v.Backends {
+			ba, err := netip.ParseAddr(b.Address)
+			if err != nil {
+				return nil, fmt.Errorf("vip %q backend %q: %w", v.Name, b.Name, err)
+			}
+			be := l4.Backend{Name: b.Name, Addr: ba.Unmap(), Mode: b.Forwarding, Weight: uint32(*b.Weight), QUICNodeID: uint8(b.NodeID)}
+			if b.MAC != "" {
+				if be.MAC, err = net.ParseMAC(b.MAC); err != nil {
+					return nil, fmt.Errorf("vip %q backend %q: %w", v.Name, b.Name, err)
+				}
+			}
+			s.Backends = append(s.Backends, be)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func l4Services(c *config.Config) ([]l4.Service, error) { return L4Services(c) }
+
+// applyL4 brings the dataplane to cfg's VIPs: loads and attaches it when
+// the first VIP appears, rewrites its maps on every change, detaches it when
+// the last VIP goes. Load-time settings cannot change under a running
+// program without losing the connection table, so such a change is refused
+// (the running config stays) and needs a restart.
+func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
+	if d.l4 == nil {
+		d.l4 = &l4Plane{}
+	}
+	p := d.l4
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := L4Config(cfg)
+	if len(svcs) == 0 {
+		if p.dp != nil {
+			d.metrics.Registry.Unregister(p.dp.Collector())
+			p.dp.Close()
+			p.dp = nil
+			d.log.Info("XDP detached: no VIPs configured")
+		}
+		return nil
+	}
+	if p.dp != nil {
+		if p.cfg != want {
+			return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size and udp_timeout are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
+		}
+		return p.dp.Apply(svcs)
+	}
+	dp, err := l4.New(want, d.log.With("component", "l4"))
+	if err != nil {
+		return err
+	}
+	// Maps first, then attach: the first packet already sees every VIP.
+	if err := dp.Apply(svcs); err != nil {
+		dp.Close()
+		return err
+	}
+	if err := dp.Attach(); err != nil {
+		dp.Close()
+		return err
+	}
+	if err := d.metrics.Registry.Register(dp.Collector()); err != nil {
+		d.log.Warn("l4 metrics not registered", "err", err)
+	}
+	p.dp, p.cfg = dp, want
+	d.log.Info("XDP attached", "interface", want.Interface, "mode", dp.AttachedMode(), "vips", len(svcs))
+	return nil
+}
+
+func (d *Daemon) closeL4() {
+	if d.l4 == nil {
+		return
+	}
+	d.l4.mu.Lock()
+	defer d.l4.mu.Unlock()
+	if d.l4.dp != nil {
+		d.l4.dp.Close()
+		d.l4.dp = nil
+		d.log.Info("XDP detached")
+	}
+}
+
+func (d *Daemon) l4Status() any {
+	if d.l4 == nil {
+		return nil
+	}
+	d.l4.mu.Lock()
+	defer d.l4.mu.Unlock()
+	if d.l4.dp == nil {
+		return nil
+	}
+	st := map[string]any{"interface": d.l4.cfg.Interface, "mode": d.l4.dp.AttachedMode()}
+	if stats, err := d.l4.dp.Stats(); err == nil {
+		st["stats"] = stats
+	} else {
+		st["stats_error"] = err.Error()
+	}
+	return st
+}

@@ -1,0 +1,312 @@
+package l4
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-lb/portcullis/bpf"
+)
+
+// Stats is a snapshot of the fast path's counters, summed over CPUs.
+// Counters are totals since the service (or backend) was first applied.
+type Stats struct {
+	AttachedMode string         `json:"attached_mode"`
+	Global       GlobalStats    `json:"global"`
+	Conntrack    ConntrackStats `json:"conntrack"`
+	Services     []ServiceStats `json:"services"`
+}
+
+// GlobalStats counts packets by the reason they left the normal path
+// (see the rules at the top of bpf/xdp_lb.c), keyed by snake_case reason.
+type GlobalStats map[string]uint64
+
+// ConntrackStats describes the LRU connection table.
+type ConntrackStats struct {
+	Capacity uint32 `json:"capacity"`
+	// Entries is counted by walking the table, at most once per
+	// conntrackCountTTL.
+	Entries        uint64 `json:"entries"`
+	Inserts        uint64 `json:"inserts"`
+	InsertFailures uint64 `json:"insert_failures"`
+	// EvictionsEstimate is Inserts - Entries: nothing deletes entries
+	// but the LRU, so the difference is what it evicted (approximate:
+	// the two are not read at the same instant).
+	EvictionsEstimate uint64 `json:"evictions_estimate"`
+}
+
+// ServiceStats are one VIP's counters. Bytes count whole frames as
+// received, Ethernet header included.
+type ServiceStats struct {
+	Name            string         `json:"name"`
+	Addr            string         `json:"addr"`
+	Port            uint16         `json:"port"`
+	Proto           uint8          `json:"proto"`
+	Packets         uint64         `json:"packets"`
+	Bytes           uint64         `json:"bytes"`
+	NewFlows        uint64         `json:"new_flows"`
+	ConntrackHits   uint64         `json:"conntrack_hits"`
+	ConntrackMisses uint64         `json:"conntrack_misses"`
+	MissesNonSYN    uint64         `json:"conntrack_misses_non_syn"`
+	Repicks         uint64         `json:"conntrack_repicks"`
+	QUICRouted      uint64         `json:"quic_routed"`
+	QUICUnknownNode uint64         `json:"quic_unknown_node"`
+	DropNoBackend   uint64         `json:"drop_no_backend"`
+	DropBadBackend  uint64         `json:"drop_bad_backend"`
+	Backends        []BackendStats `json:"backends"`
+}
+
+// BackendStats are one backend's counters within its service.
+type BackendStats struct {
+	Name     string `json:"name"`
+	Mode     string `json:"mode"`
+	Weight   uint32 `json:"weight"`
+	Down     bool   `json:"down"`
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+	NewFlows uint64 `json:"new_flows"`
+}
+
+const conntrackCountTTL = 5 * time.Second
+
+// Stats reads every counter map. It costs one syscall per service and
+// backend, plus a conntrack walk at most every few seconds.
+func (d *Dataplane) Stats() (Stats, error) {
+	// The walk can take a while on a full table; it must not hold up an
+	// Apply, so it runs before taking d.mu.
+	entries, err := d.conntrackEntries()
+	if err != nil {
+		return Stats{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Stats{AttachedMode: d.mode, Global: GlobalStats{}}
+
+	var g []bpf.LBGlobalCounters
+	if err := d.objs.GlobalStats.Lookup(uint32(0), &g); err != nil {
+		return st, fmt.Errorf("l4: read global_stats: %w", err)
+	}
+	var gsum bpf.LBGlobalCounters
+	sumInto(&gsum, g)
+	for name, v := range fieldsOf(&gsum) {
+		st.Global[name] = v
+	}
+	st.Conntrack = ConntrackStats{
+		Capacity:       d.cfg.ConntrackSize,
+		Entries:        entries,
+		Inserts:        gsum.CtInserts,
+		InsertFailures: gsum.CtInsertFail,
+	}
+	if gsum.CtInserts > entries {
+		st.Conntrack.EvictionsEstimate = gsum.CtInserts - entries
+	}
+
+	for _, v := range d.st.vips {
+		var vc []bpf.LBVipCounters
+		if err := d.objs.VipStats.Lookup(v.meta.VipNum, &vc); err != nil {
+			return st, fmt.Errorf("l4: read vip_stats: %w", err)
+		}
+		var s bpf.LBVipCounters
+		sumInto(&s, vc)
+		ss := ServiceStats{
+			Name: v.svc.Name, Addr: v.svc.Addr.String(), Port: v.svc.Port, Proto: v.svc.Proto,
+			Packets: s.Packets, Bytes: s.Bytes, NewFlows: s.NewFlows,
+			ConntrackHits: s.CtHits, ConntrackMisses: s.CtMisses, MissesNonSYN: s.CtMissNonSyn,
+			Repicks: s.CtRepicks, QUICRouted: s.QuicRouted, QUICUnknownNode: s.QuicUnknownNode,
+			DropNoBackend: s.DropNoBackend, DropBadBackend: s.DropBadBackend,
+		}
+		for _, b := range v.svc.Backends {
+			bs := v.backends[b.Name]
+			var bc []bpf.LBBackendCounters
+			if err := d.objs.BackendStats.Lookup(bs.id, &bc); err != nil {
+				return st, fmt.Errorf("l4: read backend_stats: %w", err)
+			}
+			var c bpf.LBBackendCounters
+			sumInto(&c, bc)
+			ss.Backends = append(ss.Backends, BackendStats{
+				Name: b.Name, Mode: b.Mode, Weight: b.Weight, Down: b.Down,
+				Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows,
+			})
+		}
+		st.Services = append(st.Services, ss)
+	}
+	slices.SortFunc(st.Services, func(a, b ServiceStats) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return st, nil
+}
+
+// conntrackEntries walks the LRU in batches; cached because a full
+// table of a million flows takes a noticeable fraction of a second.
+func (d *Dataplane) conntrackEntries() (uint64, error) {
+	d.ctMu.Lock()
+	defer d.ctMu.Unlock()
+	if !d.ctCounted.IsZero() && time.Since(d.ctCounted) < conntrackCountTTL {
+		return d.ctCount, nil
+	}
+	const batch = 4096
+	keys := make([]bpf.LBFlowKey, batch)
+	vals := make([]bpf.LBCtEntry, batch)
+	var cursor ebpf.MapBatchCursor
+	var n uint64
+	for {
+		c, err := d.objs.Conntrack.BatchLookup(&cursor, keys, vals, nil)
+		n += uint64(c)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("l4: walk conntrack: %w", err)
+		}
+	}
+	d.ctCount, d.ctCounted = n, time.Now()
+	return n, nil
+}
+
+// sumInto adds per-CPU records of a struct of uint64 counters.
+func sumInto[T any](dst *T, percpu []T) {
+	dv := reflect.ValueOf(dst).Elem()
+	for i := range percpu {
+		sv := reflect.ValueOf(&percpu[i]).Elem()
+		for f := 0; f < dv.NumField(); f++ {
+			if dv.Field(f).Kind() == reflect.Uint64 {
+				dv.Field(f).SetUint(dv.Field(f).Uint() + sv.Field(f).Uint())
+			}
+		}
+	}
+}
+
+// fieldsOf names the uint64 fields of a generated counter struct by their
+// C names (bpf2go's CamelCase undone), so a counter added in C appears in
+// Stats and metrics with no Go change.
+func fieldsOf(p any) map[string]uint64 {
+	v := reflect.ValueOf(p).Elem()
+	out := map[string]uint64{}
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if f.Type.Kind() != reflect.Uint64 {
+			continue
+		}
+		out[snake(f.Name)] = v.Field(i).Uint()
+	}
+	return out
+}
+
+// Collector exports the counters as portcullis_l4_* metrics. Each scrape
+// calls Stats once.
+func (d *Dataplane) Collector() prometheus.Collector { return collector{d} }
+
+type collector struct{ d *Dataplane }
+
+var (
+	descGlobal = prometheus.NewDesc("portcullis_l4_exceptions_total",
+		"Packets that left the normal fast path, by reason (see bpf/xdp_lb.c).", []string{"reason"}, nil)
+	descAttached = prometheus.NewDesc("portcullis_l4_xdp_attached",
+		"1 for the XDP attach mode in force.", []string{"mode"}, nil)
+	descCTCap = prometheus.NewDesc("portcullis_l4_conntrack_capacity",
+		"Capacity of the LRU connection table.", nil, nil)
+	descCTEntries = prometheus.NewDesc("portcullis_l4_conntrack_entries",
+		"Entries in the connection table (walked at most every 5s).", nil, nil)
+	descCTEvict = prometheus.NewDesc("portcullis_l4_conntrack_evictions_estimate",
+		"Connection table inserts minus live entries: flows the LRU evicted.", nil, nil)
+	vipLabels  = []string{"service"}
+	beLabels   = []string{"service", "backend"}
+	descVIP    = map[string]*prometheus.Desc{}
+	descBE     = map[string]*prometheus.Desc{}
+	vipMetrics = []string{"packets", "bytes", "new_flows", "conntrack_hits", "conntrack_misses",
+		"conntrack_misses_non_syn", "conntrack_repicks", "quic_routed", "quic_unknown_node",
+		"drop_no_backend", "drop_bad_backend"}
+	beMetrics = []string{"packets", "bytes", "new_flows"}
+	descBEUp  = prometheus.NewDesc("portcullis_l4_backend_up",
+		"0 if the backend is marked down in the fast path.", beLabels, nil)
+)
+
+func init() {
+	for _, m := range vipMetrics {
+		descVIP[m] = prometheus.NewDesc("portcullis_l4_service_"+m+"_total",
+			"Per-VIP fast-path counter "+m+".", vipLabels, nil)
+	}
+	for _, m := range beMetrics {
+		descBE[m] = prometheus.NewDesc("portcullis_l4_backend_"+m+"_total",
+			"Per-backend fast-path counter "+m+".", beLabels, nil)
+	}
+}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descGlobal, descAttached, descCTCap, descCTEntries, descCTEvict, descBEUp} {
+		ch <- d
+	}
+	for _, d := range descVIP {
+		ch <- d
+	}
+	for _, d := range descBE {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.d.Stats()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descGlobal, err)
+		return
+	}
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for reason, v := range st.Global {
+		counter(descGlobal, v, reason)
+	}
+	if st.AttachedMode != "" {
+		gauge(descAttached, 1, st.AttachedMode)
+	}
+	gauge(descCTCap, float64(st.Conntrack.Capacity))
+	gauge(descCTEntries, float64(st.Conntrack.Entries))
+	gauge(descCTEvict, float64(st.Conntrack.EvictionsEstimate))
+	for _, s := range st.Services {
+		vals := []uint64{s.Packets, s.Bytes, s.NewFlows, s.ConntrackHits, s.ConntrackMisses,
+			s.MissesNonSYN, s.Repicks, s.QUICRouted, s.QUICUnknownNode, s.DropNoBackend, s.DropBadBackend}
+		for i, m := range vipMetrics {
+			counter(descVIP[m], vals[i], s.Name)
+		}
+		for _, b := range s.Backends {
+			counter(descBE["packets"], b.Packets, s.Name, b.Name)
+			counter(descBE["bytes"], b.Bytes, s.Name, b.Name)
+			counter(descBE["new_flows"], b.NewFlows, s.Name, b.Name)
+			up := 1.0
+			if b.Down {
+				up = 0
+			}
+			gauge(descBEUp, up, s.Name, b.Name)
+		}
+	}
+}
+
+// snake turns bpf2go's PassTruncL2 back into pass_trunc_l2.
+func snake(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				b = append(b, '_')
+			}
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
