@@ -218,6 +218,10 @@ var (
 		"Capacity of the LRU connection table.", nil, nil)
 	descCTEntries = prometheus.NewDesc("portcullis_l4_conntrack_entries",
 		"Entries in the connection table (walked at most every 5s).", nil, nil)
+	descCTInserts = prometheus.NewDesc("portcullis_l4_conntrack_inserts_total",
+		"Flows written into the connection table (one per new flow).", nil, nil)
+	descCTInsertFail = prometheus.NewDesc("portcullis_l4_conntrack_insert_failures_total",
+		"Connection table inserts that failed; the packet was still balanced by the Maglev table. A rise means table pressure (e.g. a SYN flood).", nil, nil)
 	descCTEvict = prometheus.NewDesc("portcullis_l4_conntrack_evictions_estimate",
 		"Connection table inserts minus live entries: flows the LRU evicted.", nil, nil)
 	vipLabels  = []string{"service"}
@@ -244,7 +248,7 @@ func init() {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descGlobal, descAttached, descCTCap, descCTEntries, descCTEvict, descBEUp} {
+	for _, d := range []*prometheus.Desc{descGlobal, descAttached, descCTCap, descCTEntries, descCTEvict, descCTInserts, descCTInsertFail, descBEUp} {
 		ch <- d
 	}
 	for _, d := range descVIP {
@@ -268,7 +272,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
 	for reason, v := range st.Global {
-		counter(descGlobal, v, reason)
+		// Inserts are normal traffic, not exceptions: they get metrics of
+		// their own so that summing the exceptions means something.
+		switch reason {
+		case "ct_inserts":
+			counter(descCTInserts, v)
+		case "ct_insert_fail":
+			counter(descCTInsertFail, v)
+		default:
+			counter(descGlobal, v, reason)
+		}
 	}
 	if st.AttachedMode != "" {
 		gauge(descAttached, 1, st.AttachedMode)

@@ -3,6 +3,7 @@
 package testbin
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,18 +20,25 @@ var (
 )
 
 // Portcullis returns the path of a freshly built portcullis binary.
+//
+// Every test process builds it into one shared folder and renames it into
+// place, so parallel packages never see half a file and runs leave one
+// binary behind, not one folder each.
 func Portcullis(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
-		dir, derr := os.MkdirTemp("", "portcullis-bin-")
-		if derr != nil {
-			err = derr
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("portcullis-testbin-%d", os.Getuid()))
+		if err = os.MkdirAll(dir, 0o700); err != nil {
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf("portcullis.%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/portcullis")
+		cmd.Dir = RepoRoot()
+		if out, err = cmd.CombinedOutput(); err != nil {
 			return
 		}
 		path = filepath.Join(dir, "portcullis")
-		cmd := exec.Command("go", "build", "-o", path, "./cmd/portcullis")
-		cmd.Dir = RepoRoot()
-		out, err = cmd.CombinedOutput()
+		err = os.Rename(tmp, path)
 	})
 	if err != nil {
 		t.Fatalf("building portcullis: %v\n%s", err, out)

@@ -1,0 +1,655 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/internal/netlab"
+)
+
+// The lab's addresses. 10.77.0.0/24 exists only on the lab's bridge: no
+// interface of the machine's own namespace ever holds it.
+var (
+	clientAddr = netip.MustParsePrefix("10.77.0.10/24")
+	lbAddr     = netip.MustParsePrefix("10.77.0.2/24")
+	be1Addr    = netip.MustParsePrefix("10.77.0.21/24")
+	be2Addr    = netip.MustParsePrefix("10.77.0.22/24")
+	// The same hosts on a ULA /64 that exists only in the lab.
+	clientAddr6 = netip.MustParsePrefix("fd77::10/64")
+	lbAddr6     = netip.MustParsePrefix("fd77::2/64")
+	be1Addr6    = netip.MustParsePrefix("fd77::21/64")
+	be2Addr6    = netip.MustParsePrefix("fd77::22/64")
+
+	// vipWeb is balanced over be1 and be2 by L2 DSR. It is in the client's
+	// on-link subnet, so the client ARPs for it and the LB (which holds it
+	// as a /32 on eth0) answers; the backends hold it on lo with
+	// arp_ignore=1 and stay silent.
+	vipWeb = netip.MustParseAddr("10.77.0.100")
+	// vipLocal has one `local` backend: XDP_PASS to the LB's own stack,
+	// where an in-process server listens on it.
+	vipLocal = netip.MustParseAddr("10.77.0.101")
+	// vipWeb6 is vipWeb over IPv6: the LB answers neighbour solicitations
+	// for it, the backends hold it on lo (which they never advertise).
+	vipWeb6 = netip.MustParseAddr("fd77::100")
+)
+
+const (
+	vipPort    = 8080
+	hashSeed   = 20261126
+	adminAddr  = "127.0.0.1:9900" // inside the lb namespace
+	adminToken = "e2e-token"
+	labPrefix  = "l4e2e"
+)
+
+// topo is the lab: client, lb, be1, be2 on one bridge, and the echo
+// servers that tell which host holds a connection.
+type topo struct {
+	lab                  *netlab.Lab
+	client, lb, be1, be2 *netlab.Host
+	servers              map[string]*echoServer // by host name, "/v6" for the IPv6 VIP
+}
+
+// newTopo builds the lab for an XDP attach mode ("native" or "generic").
+// It skips the test when that mode cannot be attached here.
+//
+// Native mode on veth needs two things that generic mode does not (see
+// ../shared/LAB.md "XDP on veth"): an XDP program on the LB's bridge-side
+// peer, without which XDP_TX frames are dropped as xdp_tx_errors, and TX
+// checksum offload off on every sender, because native XDP on veth loses
+// the CHECKSUM_PARTIAL state and segments would arrive with bad checksums.
+// Generic mode runs with the hosts as netlab makes them.
+func newTopo(t *testing.T, mode string) *topo {
+	t.Helper()
+	lab := netlab.New(t, netlab.Options{Prefix: labPrefix, StopGrace: 2 * time.Second})
+	tp := &topo{
+		lab:     lab,
+		client:  lab.AddHost("client", clientAddr, clientAddr6),
+		lb:      lab.AddHost("lb", lbAddr, lbAddr6),
+		be1:     lab.AddHost("be1", be1Addr, be1Addr6),
+		be2:     lab.AddHost("be2", be2Addr, be2Addr6),
+		servers: map[string]*echoServer{},
+	}
+	requireXDP(t, tp.lb, mode)
+
+	for _, vip := range []netip.Addr{vipWeb, vipLocal, vipWeb6} {
+		if err := tp.lb.AddAddr(netip.PrefixFrom(vip, vip.BitLen()), tp.lb.Link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, be := range []*netlab.Host{tp.be1, tp.be2} {
+		for _, vip := range []netip.Addr{vipWeb, vipWeb6} {
+			if err := be.MakeDSRBackend(vip); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if mode == "native" {
+		for _, h := range []*netlab.Host{tp.client, tp.lb, tp.be1, tp.be2} {
+			if err := h.DisableTxOffload(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tp.lb.AttachXDPPass(); err != nil {
+			skipIfUnsupported(t, "native XDP on the LB's bridge-side veth peer", err)
+			t.Fatal(err)
+		}
+	}
+
+	vipAddr := func(a netip.Addr) string { return netip.AddrPortFrom(a, vipPort).String() }
+	tp.servers["be1"] = serveEcho(t, tp.be1, "be1", vipAddr(vipWeb))
+	tp.servers["be2"] = serveEcho(t, tp.be2, "be2", vipAddr(vipWeb))
+	tp.servers["be1/v6"] = serveEcho(t, tp.be1, "be1", vipAddr(vipWeb6))
+	tp.servers["be2/v6"] = serveEcho(t, tp.be2, "be2", vipAddr(vipWeb6))
+	tp.servers["lb"] = serveEcho(t, tp.lb, "lb", vipAddr(vipLocal))
+	return tp
+}
+
+// requireXDP attaches an XDP_PASS program to h's eth0 in mode and takes it
+// off again: the daemon would fail to start without it, and that is a
+// property of the machine, not a bug to report.
+func requireXDP(t *testing.T, h *netlab.Host, mode string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(netlab.XDPPassSpec())
+	if err != nil {
+		skipIfUnsupported(t, "loading an XDP program", err)
+		t.Fatalf("load XDP probe: %v", err)
+	}
+	defer prog.Close()
+	flags := link.XDPGenericMode
+	if mode == "native" {
+		flags = link.XDPDriverMode
+	}
+	err = h.Do(func() error {
+		ifc, err := net.InterfaceByName(h.Link)
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	})
+	if err != nil {
+		skipIfUnsupported(t, mode+" XDP on veth", err)
+		t.Fatalf("probe %s XDP on %s: %v", mode, h.Name, err)
+	}
+}
+
+func skipIfUnsupported(t *testing.T, what string, err error) {
+	t.Helper()
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
+		t.Skipf("%s is not available here: %v", what, err)
+	}
+}
+
+// echoServer answers every line "MSG\n" with "NAME MSG\n", so the client
+// learns which host holds the connection from every reply.
+type echoServer struct {
+	name string
+	ln   net.Listener
+	// lines counts lines received, over all connections.
+	lines atomic.Int64
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// serveEcho listens on addr inside h's namespace. Its cleanup closes the
+// listener and every accepted connection (an open socket would keep the
+// namespace alive after the lab is gone) and waits for its goroutines.
+func serveEcho(t *testing.T, h *netlab.Host, name, addr string) *echoServer {
+	t.Helper()
+	ln, err := h.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echoServer{name: name, ln: ln, conns: map[net.Conn]struct{}{}}
+	s.wg.Go(s.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.conns = nil
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *echoServer) accept() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.conns == nil {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				s.lines.Add(1)
+				if _, err := io.WriteString(c, s.name+" "+line); err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+// flow is one client connection to a VIP and the host that answers it.
+type flow struct {
+	c       net.Conn
+	r       *bufio.Reader
+	backend string // from the first reply
+	sent    int
+}
+
+// dialFlow connects from the client to addr and makes the first exchange,
+// which names the backend.
+func dialFlow(ctx context.Context, client *netlab.Host, addr string) (*flow, error) {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	f := &flow{c: c, r: bufio.NewReader(c)}
+	name, err := f.exchange(3 * time.Second)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	f.backend = name
+	return f, nil
+}
+
+// exchange sends one line and returns the name of the host that echoed
+// it. A reply that is not the echo of what was sent is an error.
+func (f *flow) exchange(timeout time.Duration) (string, error) {
+	f.sent++
+	msg := fmt.Sprintf("msg %d from %s", f.sent, f.c.LocalAddr())
+	f.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(f.c, msg+"\n"); err != nil {
+		return "", fmt.Errorf("%s: send %d: %w", f.c.LocalAddr(), f.sent, err)
+	}
+	line, err := f.r.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("%s: reply %d: %w", f.c.LocalAddr(), f.sent, err)
+	}
+	name, echo, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+	if !ok || echo != msg {
+		return "", fmt.Errorf("%s: reply %d is %q, want \"NAME %s\"", f.c.LocalAddr(), f.sent, line, msg)
+	}
+	if f.backend != "" && name != f.backend {
+		return name, fmt.Errorf("%s: reply %d came from %s, the connection started on %s", f.c.LocalAddr(), f.sent, name, f.backend)
+	}
+	return name, nil
+}
+
+func (f *flow) Close() error { return f.c.Close() }
+
+// loadResult is what a batch of connections saw.
+type loadResult struct {
+	perBackend map[string]int
+	errs       []error
+	// skipped connections were never tried: the batch gave up after
+	// maxConnErrs failures, so a broken dataplane fails fast instead of
+	// waiting out hundreds of dial timeouts.
+	skipped int
+}
+
+const maxConnErrs = 10
+
+// runConns makes n connections to addr, at most conc at a time; each one
+// exchanges msgs lines (every reply must come from the host that answered
+// the first) and is closed by the client.
+func runConns(ctx context.Context, client *netlab.Host, addr string, n, conc, msgs int) loadResult {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := loadResult{perBackend: map[string]int{}}
+	var mu sync.Mutex
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for range jobs {
+				if ctx.Err() != nil {
+					mu.Lock()
+					res.skipped++
+					mu.Unlock()
+					continue
+				}
+				name, err := oneConn(ctx, client, addr, msgs)
+				mu.Lock()
+				if err != nil {
+					res.errs = append(res.errs, err)
+					if len(res.errs) >= maxConnErrs {
+						cancel()
+					}
+				} else {
+					res.perBackend[name]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return res
+}
+
+// failures describes the failed and skipped connections of a batch.
+func (r loadResult) failures(n int) string {
+	return fmt.Sprintf("%d of %d connections failed, %d not tried after that:%s", len(r.errs), n, r.skipped, firstErrs(r.errs))
+}
+
+func oneConn(ctx context.Context, client *netlab.Host, addr string, msgs int) (string, error) {
+	f, err := dialFlow(ctx, client, addr)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for i := 1; i < msgs; i++ {
+		if _, err := f.exchange(3 * time.Second); err != nil {
+			return "", err
+		}
+	}
+	return f.backend, nil
+}
+
+// firstErrs formats up to 5 errors for a failure message.
+func firstErrs(errs []error) string {
+	var b strings.Builder
+	for i, err := range errs {
+		if i == 5 {
+			fmt.Fprintf(&b, "\n\t... and %d more", len(errs)-5)
+			break
+		}
+		fmt.Fprintf(&b, "\n\t%v", err)
+	}
+	return b.String()
+}
+
+// be2State is what the config says about backend be2.
+type be2State int
+
+const (
+	be2Serving be2State = iota
+	be2Removed          // not in the config
+	be2Drained          // weight 0
+)
+
+// daemonConfig is the LB node's config: VIPs "web" and "web6" over be1
+// and be2 by dsr-l2, VIP "onnode" handed to the node's own stack.
+func daemonConfig(tp *topo, mode string, be2 be2State) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `node:
+  name: lb
+  interface: eth0
+log:
+  format: json
+  level: info
+admin:
+  listen: %s
+  token: %s
+shutdown:
+  drain: 1s
+l4:
+  xdp_mode: %s
+  hash_seed: %d
+  conntrack_size: 16384
+vips:
+`, adminAddr, adminToken, mode, hashSeed)
+	for _, vip := range []struct {
+		name string
+		addr netip.Addr
+		v6   bool
+	}{{"web", vipWeb, false}, {"web6", vipWeb6, true}} {
+		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n    port: %d\n    backends:\n", vip.name, vip.addr, vipPort)
+		for _, be := range []*netlab.Host{tp.be1, tp.be2} {
+			weight := 100
+			if be == tp.be2 {
+				if be2 == be2Removed {
+					continue
+				}
+				if be2 == be2Drained {
+					weight = 0
+				}
+			}
+			addr := be.IPv4()
+			if vip.v6 {
+				addr = be.IPv6()
+			}
+			fmt.Fprintf(&b, "      - {name: %s, address: %s, mac: %q, forwarding: dsr-l2, weight: %d}\n", be.Name, addr, be.MAC.String(), weight)
+		}
+	}
+	fmt.Fprintf(&b, `  - name: onnode
+    address: %s
+    port: %d
+    backends:
+      - {name: lb, address: %s, forwarding: local}
+`, vipLocal, vipPort, vipLocal)
+	return b.String()
+}
+
+// lbDaemon is `portcullis run` in the lb namespace.
+type lbDaemon struct {
+	proc    *netlab.Process
+	cfgPath string
+	admin   *http.Client // dials inside the lb namespace
+}
+
+func startDaemon(t *testing.T, lb *netlab.Host, bin, cfg string) *lbDaemon {
+	t.Helper()
+	d := &lbDaemon{cfgPath: filepath.Join(t.TempDir(), "portcullis.yaml"), admin: lb.HTTPClient()}
+	d.admin.Timeout = 5 * time.Second
+	d.writeConfig(t, cfg)
+	d.proc = lb.Start(t, bin, "run", "--config", d.cfgPath, "--watch=false")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := d.admin.Get("http://" + adminAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		if d.proc.Exited() {
+			t.Fatalf("daemon exited before it was ready: %v\n%s", d.proc.Wait(), d.proc.Logs())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after 20s (last error %v)\n%s", err, d.proc.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeConfig replaces the config file by rename, as config managers do.
+func (d *lbDaemon) writeConfig(t *testing.T, cfg string) {
+	t.Helper()
+	tmp := d.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, d.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload writes cfg, sends SIGHUP and waits until /api/v1/status reports
+// the new file's digest: the daemon swaps its generation only after the
+// XDP maps have been rewritten, so from then on packets see the new state.
+func (d *lbDaemon) reload(t *testing.T, cfg string) {
+	t.Helper()
+	d.writeConfig(t, cfg)
+	want := config.DigestOf([]byte(cfg))
+	if err := d.proc.Kill(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st status
+		err := d.getJSON("/api/v1/status", &st)
+		if err == nil && st.Config.Digest == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reload not applied after 10s (last error %v, running digest %s)\n%s", err, st.Config.Digest, d.proc.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reloadByAPI writes cfg and asks for a reload with POST /api/v1/reload
+// and the admin token; the answer comes once the new config is applied.
+func (d *lbDaemon) reloadByAPI(t *testing.T, cfg string) {
+	t.Helper()
+	d.writeConfig(t, cfg)
+	req, err := http.NewRequest(http.MethodPost, "http://"+adminAddr+"/api/v1/reload", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := d.admin.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Result string   `json:"result"`
+		Digest string   `json:"digest"`
+		Errors []string `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("POST /api/v1/reload: %s: %v", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK || body.Digest != config.DigestOf([]byte(cfg)) {
+		t.Fatalf("POST /api/v1/reload: %s %+v, want 200 and digest %s", resp.Status, body, config.DigestOf([]byte(cfg)))
+	}
+}
+
+// status is the part of /api/v1/status the tests read.
+type status struct {
+	Config struct {
+		Digest string `json:"digest"`
+	} `json:"config"`
+	L4 *struct {
+		Interface string `json:"interface"`
+		Mode      string `json:"mode"`
+		Stats     struct {
+			AttachedMode string `json:"attached_mode"`
+			Services     []struct {
+				Name     string `json:"name"`
+				Backends []struct {
+					Name string `json:"name"`
+				} `json:"backends"`
+			} `json:"services"`
+		} `json:"stats"`
+	} `json:"l4"`
+}
+
+func (d *lbDaemon) getJSON(path string, v any) error {
+	resp, err := d.admin.Get("http://" + adminAddr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (d *lbDaemon) status(t *testing.T) status {
+	t.Helper()
+	var st status
+	if err := d.getJSON("/api/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// logLines returns the daemon's JSON log records whose msg is msg.
+func (d *lbDaemon) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(d.proc.Logs(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// metrics is one scrape of /metrics: sample name plus its labels in
+// sorted "k=v,k=v" form → value.
+type metrics map[string]float64
+
+func (d *lbDaemon) metrics(t *testing.T) metrics {
+	t.Helper()
+	resp, err := d.admin.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[sampleKey(line[:i])] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sampleKey normalises `name{b="2",a="1"}` to `name{a=1,b=2}`. Label
+// values here never hold commas or escaped quotes.
+func sampleKey(s string) string {
+	name, labels, ok := strings.Cut(s, "{")
+	if !ok {
+		return s
+	}
+	parts := strings.Split(strings.TrimSuffix(labels, "}"), ",")
+	kv := parts[:0]
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(p, "=")
+		kv = append(kv, k+"="+strings.Trim(v, `"`))
+	}
+	slices.Sort(kv)
+	return name + "{" + strings.Join(kv, ",") + "}"
+}
+
+// get returns a sample; labels are "k=v" pairs. ok is false if absent.
+func (m metrics) get(name string, labels ...string) (float64, bool) {
+	slices.Sort(labels)
+	key := name
+	if len(labels) > 0 {
+		key += "{" + strings.Join(labels, ",") + "}"
+	}
+	v, ok := m[key]
+	return v, ok
+}
