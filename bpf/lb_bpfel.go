@@ -50,20 +50,23 @@ type LBFlowKey struct {
 }
 
 type LBGlobalCounters struct {
-	_              structs.HostLayout
-	PassTruncL2    uint64
-	PassQinq       uint64
-	PassTruncL3    uint64
-	PassBadL3      uint64
-	PassFragV4     uint64
-	PassFragV6     uint64
-	PassV6Ext      uint64
-	PassTruncL4    uint64
-	IpOptions      uint64
-	CtInserts      uint64
-	CtInsertFail   uint64
-	DropNoBackend  uint64
-	DropBadBackend uint64
+	_                structs.HostLayout
+	PassTruncL2      uint64
+	PassQinq         uint64
+	PassTruncL3      uint64
+	PassBadL3        uint64
+	PassFragV4       uint64
+	PassFragV6       uint64
+	PassV6Ext        uint64
+	PassTruncL4      uint64
+	IpOptions        uint64
+	CtInserts        uint64
+	CtInsertFail     uint64
+	CtSynUnpinned    uint64
+	DropNoBackend    uint64
+	DropBadBackend   uint64
+	SynWindowStartNs int64
+	SynWindowSyns    int64
 }
 
 type LBVipCounters struct {
@@ -120,6 +123,7 @@ const (
 	LBVarHashSeed     = "hash_seed"
 	LBVarLocalMac     = "local_mac"
 	LBVarMaglevSize   = "maglev_size"
+	LBVarSynFloodRate = "syn_flood_rate"
 	LBVarUdpRefreshNs = "udp_refresh_ns"
 	LBVarUdpTimeoutNs = "udp_timeout_ns"
 )
@@ -193,6 +197,7 @@ type LBVariableSpecs struct {
 	HashSeed     *ebpf.VariableSpec `ebpf:"hash_seed"`
 	LocalMac     *ebpf.VariableSpec `ebpf:"local_mac"`
 	MaglevSize   *ebpf.VariableSpec `ebpf:"maglev_size"`
+	SynFloodRate *ebpf.VariableSpec `ebpf:"syn_flood_rate"`
 	UdpRefreshNs *ebpf.VariableSpec `ebpf:"udp_refresh_ns"`
 	UdpTimeoutNs *ebpf.VariableSpec `ebpf:"udp_timeout_ns"`
 }
@@ -253,6 +258,7 @@ type LBVariables struct {
 	HashSeed     *ebpf.Variable `ebpf:"hash_seed"`
 	LocalMac     *ebpf.Variable `ebpf:"local_mac"`
 	MaglevSize   *ebpf.Variable `ebpf:"maglev_size"`
+	SynFloodRate *ebpf.Variable `ebpf:"syn_flood_rate"`
 	UdpRefreshNs *ebpf.Variable `ebpf:"udp_refresh_ns"`
 	UdpTimeoutNs *ebpf.Variable `ebpf:"udp_timeout_ns"`
 }

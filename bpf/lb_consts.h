@@ -52,6 +52,10 @@
 #define MAGLEV_DEFAULT_CHUNKS ((MAGLEV_DEFAULT_SIZE + MAGLEV_CHUNK - 1) / MAGLEV_CHUNK)
 #define CT_DEFAULT_SIZE 1048576
 #define UDP_DEFAULT_TIMEOUT_NS (30ULL * 1000 * 1000 * 1000)
+/* SYN flood guard: SYNs per CPU per window that still open entries. */
+#define SYN_FLOOD_DEFAULT_RATE 125000
+#define SYN_WINDOW_NS (1000ULL * 1000 * 1000)
+#define SYN_CLOCK_EVERY 64 /* a power of two */
 
 /* vip_meta.flags */
 #define VIP_F_QUIC (1U << 0)

@@ -111,8 +111,17 @@ struct global_counters {
 	__u64 ip_options;      /* IPv4 with options: balanced normally */
 	__u64 ct_inserts;      /* new conntrack keys; minus live entries = evictions */
 	__u64 ct_insert_fail;
+	__u64 ct_syn_unpinned; /* SYNs balanced without an entry (flood guard) */
 	__u64 drop_no_backend;
 	__u64 drop_bad_backend;
+	/*
+	 * Not counters: the SYN flood guard's window on this CPU, kept here
+	 * because the new-flow path already holds this record (a map of its
+	 * own cost a lookup per SYN). Signed, so Stats and the metrics, which
+	 * take every __u64 as a counter, leave them out.
+	 */
+	__s64 syn_window_start_ns; /* coarse clock */
+	__s64 syn_window_syns;
 };
 
 struct {

@@ -4,4 +4,4 @@ package bpf
 
 // SourceHash fingerprints the C sources and bpf2go flags the committed
 // objects were built from.
-const SourceHash = "44dd206324181f8396b6b709160c22eedac1f99707adcce0f318d21d90d168bc"
+const SourceHash = "792769067613b387e6ba4ff27c5bf0c2155a494bf8299b1f149bad1639b6cc81"

@@ -61,6 +61,13 @@ const volatile __u64 udp_timeout_ns = UDP_DEFAULT_TIMEOUT_NS;
  * flow does not dirty its conntrack cache line on every packet.
  */
 const volatile __u64 udp_refresh_ns = UDP_DEFAULT_TIMEOUT_NS / 8;
+/*
+ * SYN flood guard: once a CPU has seen more than this many SYNs that
+ * would open a conntrack entry within one second, further SYNs in that
+ * second are balanced by Maglev without an entry (see step 7).
+ * 0xFFFFFFFF never trips in practice.
+ */
+const volatile __u32 syn_flood_rate = SYN_FLOOD_DEFAULT_RATE;
 /* Source MAC of DSR frames: the MAC of the interface we are attached to. */
 const volatile __u8 local_mac[6] = {};
 
@@ -125,6 +132,31 @@ static __always_inline __u32 flow_hash(const struct flow_key *k)
 	h *= FH_FMIX2;
 	h ^= h >> 33;
 	return (__u32)h ^ (__u32)(h >> 32);
+}
+
+/*
+ * Counts a SYN that would open an entry in this CPU's one-second window
+ * and says whether the window is over its budget (a SYN flood). The
+ * clock is read on every 64th SYN and when the budget is first crossed,
+ * not per SYN: a window therefore starts up to 63 SYNs late and a flood
+ * verdict outlives its window by at most 63 SYNs, which is noise next to
+ * a budget of thousands.
+ */
+static __always_inline int syn_flood(struct global_counters *g)
+{
+	__u64 n, now;
+
+	if (!g)
+		return 0;
+	n = ++g->syn_window_syns;
+	if ((n & (SYN_CLOCK_EVERY - 1)) == 0 || n == (__u64)syn_flood_rate + 1) {
+		now = bpf_ktime_get_coarse_ns();
+		if (now - g->syn_window_start_ns >= SYN_WINDOW_NS) {
+			g->syn_window_start_ns = now;
+			g->syn_window_syns = n = 1;
+		}
+	}
+	return n > syn_flood_rate;
 }
 
 /*
@@ -386,6 +418,16 @@ int xdp_lb(struct xdp_md *ctx)
 	 * tell us about evictions; we count inserts (ct_inserts, and the Go
 	 * side reports inserts - live entries as evictions) and failed
 	 * inserts (ct_insert_fail, the packet is still forwarded).
+	 *
+	 * The insert is most of a new flow's cost (the kernel's LRU pop, bucket
+	 * lock and a cache-cold bucket). So, as Katran does, a CPU that sees more
+	 * than syn_flood_rate such SYNs in a second stops inserting for SYNs for
+	 * the rest of that second [ct_syn_unpinned]: they still take Maglev, and
+	 * a real connection gets its entry from its first non-SYN packet (the
+	 * handshake's ACK), as a flow arriving after a failover does. Spoofed
+	 * SYNs then neither evict live flows nor pay for inserts. The price: a
+	 * Maglev table change between such a SYN and its ACK moves that
+	 * handshake. UDP is not affected (it has no handshake to defer to).
 	 */
 	/*
 	 * The coarse clock (one tick, a few ms) is plenty for timeouts of
@@ -453,6 +495,12 @@ int xdp_lb(struct xdp_md *ctx)
 		struct global_counters *g = gstats();
 		long err;
 
+		if (syn && syn_flood(g)) {
+			vs->ct_misses++;
+			if (g)
+				g->ct_syn_unpinned++;
+			return forward(eth, be, id, len, 0, vs);
+		}
 		err = bpf_map_update_elem(&conntrack, &key, &ne,
 					  syn ? BPF_NOEXIST : BPF_ANY);
 		if (err == -ERR_EEXIST) {

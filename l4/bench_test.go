@@ -46,10 +46,25 @@ func runMedian(b *testing.B, prog *ebpf.Program, next func(i int) []byte) {
 }
 
 func benchEnv(b *testing.B) *env {
+	return benchEnvGuard(b, NoSYNFloodGuard)
+}
+
+// benchEnvGuard sets the SYN flood guard: NoSYNFloodGuard makes every SYN
+// insert (the new-flow cost), 1 makes nearly every SYN skip the insert
+// (the cost under a flood, and what Katran measures at these rates).
+func benchEnvGuard(b *testing.B, synRate uint32) *env {
 	cfg := fixtureConfig()
 	cfg.ConntrackSize = benchCTSize
+	cfg.SYNFloodRate = synRate
 	return newEnv(b, cfg, fixtureServices())
 }
+
+// newFlowModes are the two costs of a SYN: with its conntrack insert, and
+// past the flood guard's rate.
+var newFlowModes = []struct {
+	name string
+	rate uint32
+}{{"insert", NoSYNFloodGuard}, {"flood", 1}}
 
 // flowPacket is flow i of a large set of distinct clients.
 func flowPacket(i int, dst netip.Addr, dport uint16, proto uint8, flags uint8) []byte {
@@ -88,9 +103,29 @@ func BenchmarkXDPNonVIP(b *testing.B) {
 	}))
 }
 
+// BenchmarkXDPNewFlow: the first packet of flows not in the table, into
+// a table far from full (as when it is sized for its load). FullTable:
+// into a full table, where every insert evicts.
 func BenchmarkXDPNewFlow(b *testing.B) {
+	for _, m := range newFlowModes {
+		b.Run(m.name, func(b *testing.B) {
+			e := benchEnvGuard(b, m.rate)
+			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, syn) })
+		})
+	}
+}
+
+func BenchmarkXDPNewFlowFullTable(b *testing.B) {
 	e := benchEnv(b)
+	for i := range int(benchCTSize) + 4096 {
+		e.run(flowPacket(1<<23+i, vipWeb4, 80, 6, syn))
+	}
 	runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, syn) })
+}
+
+func BenchmarkXDPNewFlowUDP(b *testing.B) {
+	e := benchEnv(b)
+	runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket(i, vipWeb4, 53, 17, 0) })
 }
 
 // BenchmarkXDPEstablished measures packets of open flows: 4096 flows
@@ -109,8 +144,12 @@ func BenchmarkXDPEstablished(b *testing.B) {
 }
 
 func BenchmarkXDPNewFlowIPv6(b *testing.B) {
-	e := benchEnv(b)
-	runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket6(i, vipWeb6, 443, syn) })
+	for _, m := range newFlowModes {
+		b.Run(m.name, func(b *testing.B) {
+			e := benchEnvGuard(b, m.rate)
+			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket6(i, vipWeb6, 443, syn) })
+		})
+	}
 }
 
 func BenchmarkXDPEstablishedIPv6(b *testing.B) {

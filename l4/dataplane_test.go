@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-lb/portcullis/bpf"
 
 	"github.com/portcullis-lb/portcullis/l4/flowhash"
 	"github.com/portcullis-lb/portcullis/l4/maglev"
@@ -343,5 +347,90 @@ func TestCollectorExportsConsistentMetrics(t *testing.T) {
 		if !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
+	}
+}
+
+// Past SYNFloodRate SYNs in a second on one CPU, a SYN is balanced by
+// Maglev without a conntrack entry, and the flow's first non-SYN packet
+// opens the entry instead.
+func TestSYNFloodGuardDefersEntriesToTheACK(t *testing.T) {
+	// The budget is per CPU: stay on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	var one unix.CPUSet
+	for c := range 1024 {
+		if set.IsSet(c) {
+			one.Set(c)
+			break
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &set)
+
+	const rate = 100
+	cfg := fixtureConfig()
+	cfg.SYNFloodRate = rate
+	e := newEnv(t, cfg, fixtureServices())
+	web := e.d.st.vips[vipKey(vipWeb4, 80, 6)].meta.VipNum
+	var p pkt
+	unpinned := -1
+	// The window's clock is read lazily, so the first window may begin
+	// only when the budget is first crossed: at most 2*rate+1 SYNs
+	// insert before one is turned away.
+	for i := range 4*rate + 64 {
+		p = tcp4(vipWeb4, uint16(20000+i), 80, syn)
+		act, out := e.run(p.build())
+		want := e.modelBackend("web4", p)
+		if act != xdpTX || !bytes.Equal(out[0:6], want.MAC) {
+			t.Fatalf("SYN %d: %s to %x, want XDP_TX to %s", i, actionNames[act], out[0:6], want.Name)
+		}
+		if st := e.stats(); st.Global["ct_syn_unpinned"] > 0 {
+			unpinned = i
+			break
+		}
+	}
+	if unpinned < rate || unpinned > 2*rate+1 {
+		t.Fatalf("first SYN without an entry was number %d, want %d..%d", unpinned, rate, 2*rate+1)
+	}
+	st := e.stats()
+	if st.Conntrack.Inserts != uint64(unpinned) || st.Global["ct_syn_unpinned"] != 1 {
+		t.Fatalf("after %d SYNs: %d inserts, %d unpinned; want %d and 1", unpinned+1, st.Conntrack.Inserts, st.Global["ct_syn_unpinned"], unpinned)
+	}
+	k := ctKey(p.src, p.dst, p.sport, p.dport, p.proto)
+	var v bpf.LBCtEntry
+	if err := e.d.objs.Conntrack.Lookup(&k, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Fatalf("the turned-away SYN has an entry (%v)", err)
+	}
+	// Its handshake ACK opens the entry, on the backend the SYN went to.
+	var before []bpf.LBVipCounters
+	if err := e.d.objs.VipStats.Lookup(web, &before); err != nil {
+		t.Fatal(err)
+	}
+	ackp := p
+	ackp.tcpFlags = ack
+	if act, _ := e.run(ackp.build()); act != xdpTX {
+		t.Fatalf("ACK: %s", actionNames[act])
+	}
+	if err := e.d.objs.Conntrack.Lookup(&k, &v); err != nil {
+		t.Fatalf("the ACK opened no entry: %v", err)
+	}
+	if v.BackendId != e.d.st.vips[vipKey(vipWeb4, 80, 6)].backends[e.modelBackend("web4", p).Name].id {
+		t.Fatalf("entry names backend id %d, not the SYN's backend", v.BackendId)
+	}
+	var after []bpf.LBVipCounters
+	if err := e.d.objs.VipStats.Lookup(web, &after); err != nil {
+		t.Fatal(err)
+	}
+	var b, a bpf.LBVipCounters
+	sumInto(&b, before)
+	sumInto(&a, after)
+	if a.NewFlows-b.NewFlows != 1 || a.CtMissNonSyn-b.CtMissNonSyn != 1 {
+		t.Fatalf("ACK counted new_flows +%d, misses_non_syn +%d; want +1 each", a.NewFlows-b.NewFlows, a.CtMissNonSyn-b.CtMissNonSyn)
 	}
 }

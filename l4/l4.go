@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -68,6 +69,12 @@ const (
 	// DefaultUDPTimeout is how long a UDP flow stays pinned to its
 	// backend without packets.
 	DefaultUDPTimeout = 30 * time.Second
+	// DefaultSYNFloodRate is Katran's MAX_CONN_RATE: above 125k SYNs per
+	// second on one CPU, SYNs stop opening conntrack entries.
+	DefaultSYNFloodRate = 125000
+	// NoSYNFloodGuard as Config.SYNFloodRate turns the guard off: every
+	// SYN opens an entry.
+	NoSYNFloodGuard = math.MaxUint32
 )
 
 // Config is fixed for the life of a Dataplane: every field is compiled
@@ -92,6 +99,15 @@ type Config struct {
 	// MaglevSize is the table size M per VIP, a prime; 0 means
 	// maglev.DefaultSize (65537). Two tables of 4*M bytes exist per VIP.
 	MaglevSize uint32
+	// SYNFloodRate is the SYN flood guard: when one CPU sees more SYNs
+	// than this within a second, further SYNs of that second are
+	// balanced by Maglev without a conntrack entry (counted as
+	// ct_syn_unpinned); a real connection gets its entry from its first
+	// non-SYN packet. This keeps a SYN flood from evicting live flows and
+	// halves what each spoofed SYN costs, at the price that a Maglev
+	// table change between such a SYN and its ACK moves that handshake.
+	// 0 means DefaultSYNFloodRate; NoSYNFloodGuard turns it off.
+	SYNFloodRate uint32
 }
 
 // Service is one VIP: (Addr, Port, Proto) and its ordered backends. The
@@ -126,6 +142,10 @@ type Backend struct {
 
 // ErrInvalid wraps every validation error of Apply.
 var ErrInvalid = errors.New("l4: invalid service set")
+
+// loadLBSpec parses the balancer object; benchmarks comparing variants
+// of the C program replace it.
+var loadLBSpec = bpf.LoadLB
 
 // Dataplane is the loaded XDP program and its maps.
 type Dataplane struct {
@@ -190,6 +210,9 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 	if cfg.MaglevSize == 0 {
 		cfg.MaglevSize = maglev.DefaultSize
 	}
+	if cfg.SYNFloodRate == 0 {
+		cfg.SYNFloodRate = DefaultSYNFloodRate
+	}
 	if !maglev.IsPrime(uint64(cfg.MaglevSize)) || cfg.MaglevSize > maglev.MaxSize {
 		return nil, fmt.Errorf("l4: maglev size %d: want a prime <= %d", cfg.MaglevSize, maglev.MaxSize)
 	}
@@ -197,7 +220,7 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 		return nil, fmt.Errorf("l4: interface %q: MAC %s is not Ethernet", cfg.Interface, mac)
 	}
 
-	spec, err := bpf.LoadLB()
+	spec, err := loadLBSpec()
 	if err != nil {
 		return nil, fmt.Errorf("l4: parse object: %w", err)
 	}
@@ -210,6 +233,7 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 		bpf.LBVarHashSeed:     cfg.HashSeed,
 		bpf.LBVarUdpTimeoutNs: timeout,
 		bpf.LBVarUdpRefreshNs: timeout / 8,
+		bpf.LBVarSynFloodRate: cfg.SYNFloodRate,
 		bpf.LBVarLocalMac:     d.localMAC,
 	} {
 		vs, ok := spec.Variables[name]
