@@ -8,9 +8,12 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/portcullis-lb/portcullis/internal/buildinfo.Version=$(VERSION)
 CONFIG    ?= configs/quickstart.yaml
 # Debian packages the test suite uses: iproute2/ethtool for the namespace lab,
-# clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects.
-TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl
+# clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects,
+# ngtcp2-client (gtlsclient) as an independent HTTP/3 client, etcd-server
+# for the etcd discovery tests, chromium for the dashboard's browser test.
+TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium
 STATICCHECK_VERSION := v0.8.2
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 
@@ -32,10 +35,11 @@ test-deps:
 	  else echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
 	fi
 	$(GO) mod download
+	@command -v h2spec >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/h2spec" ] || $(GO) install $(H2SPEC)
 
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 10m ./...
 
 generate:
 	$(GO) generate ./bpf/

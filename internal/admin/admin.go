@@ -65,7 +65,6 @@ func New(d Daemon, reg *prometheus.Registry, log *slog.Logger) *Server {
 		writeJSON(w, http.StatusOK, redacted(d.Config()))
 	})
 	s.mux.Handle("POST /api/v1/reload", s.auth(http.HandlerFunc(s.reload)))
-	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -111,11 +110,18 @@ type apiError struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
+// Authorized reports whether r carries the admin bearer token. Read-only
+// pages use it to offer the actions the token would allow.
+func (s *Server) Authorized(r *http.Request) bool {
+	want := s.d.Token()
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return want != "" && ok && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
 func (s *Server) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := s.d.Token()
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if want == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		if !s.Authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-admin"`)
 			msg := "missing or wrong bearer token"
 			if want == "" {
@@ -164,27 +170,3 @@ func redacted(c *config.Config) *config.Config {
 	}
 	return &cp
 }
-
-func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte(indexHTML))
-}
-
-const indexHTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Portcullis admin</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
-code{background:#f3f3f3;padding:0 .3em}pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>
-<body><h1>Portcullis admin</h1>
-<ul>
-<li><a href="/api/v1/status">/api/v1/status</a> — node, config digest, listeners, reloads</li>
-<li><a href="/api/v1/config">/api/v1/config</a> — the running config (secrets redacted)</li>
-<li><a href="/metrics">/metrics</a> — Prometheus</li>
-<li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a></li>
-<li><code>POST /api/v1/reload</code> with <code>Authorization: Bearer TOKEN</code></li>
-</ul>
-<h2>Status</h2><pre id="s">loading…</pre>
-<script>
-async function tick(){try{const r=await fetch('/api/v1/status');document.getElementById('s').textContent=JSON.stringify(await r.json(),null,2)}catch(e){document.getElementById('s').textContent='admin API unreachable: '+e}}
-tick();setInterval(tick,2000);
-</script></body></html>
-`

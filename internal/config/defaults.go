@@ -5,26 +5,22 @@ import (
 	"time"
 )
 
-// The defaults, all in one place. The reference documentation quotes these.
+// The node-wide defaults. Each part of the schema (listener, route, pool,
+// cluster, health) keeps its defaults in its own defaults_*.go beside its
+// types; the reference documentation quotes them.
 const (
-	DefaultAdminListen    = "127.0.0.1:9900"
-	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "text"
-	DefaultDrain          = 10 * time.Second
-	DefaultXDPMode        = "auto"
-	DefaultMaglevSize     = 65537
-	DefaultConntrackSize  = 262144
-	DefaultUDPTimeout     = 30 * time.Second
-	DefaultVIPProtocol    = "tcp"
-	DefaultForwarding     = "dsr-l2"
-	DefaultBackendWeight  = 100
-	DefaultGossipPort     = 7946
-	DefaultClusterProfile = "lan"
-	DefaultCheckInterval  = 2 * time.Second
-	DefaultCheckTimeout   = time.Second
-	DefaultCheckRise      = 2
-	DefaultCheckFall      = 3
-	DefaultCheckPath      = "/"
+	DefaultAdminListen   = "127.0.0.1:9900"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+	DefaultDrain         = 10 * time.Second
+	DefaultXDPMode       = "auto"
+	DefaultMaglevSize    = 65537
+	DefaultConntrackSize = 262144
+	DefaultUDPTimeout    = 30 * time.Second
+	DefaultSYNFloodRate  = 125000
+	DefaultVIPProtocol   = "tcp"
+	DefaultForwarding    = "dsr-l2"
+	DefaultBackendWeight = 100
 )
 
 // applyDefaults fills every field the file left out. It runs before
@@ -41,6 +37,7 @@ func (c *Config) applyDefaults() {
 	def(&c.L4.MaglevSize, DefaultMaglevSize)
 	def(&c.L4.ConntrackSize, DefaultConntrackSize)
 	def(&c.L4.UDPTimeout, Duration(DefaultUDPTimeout))
+	def(&c.L4.SYNFloodRate, DefaultSYNFloodRate)
 	for i := range c.VIPs {
 		v := &c.VIPs[i]
 		def(&v.Protocol, DefaultVIPProtocol)
@@ -56,17 +53,9 @@ func (c *Config) applyDefaults() {
 	c.applyListenerDefaults()
 	c.applyRouteDefaults()
 	c.applyPoolDefaults()
-	if c.Cluster != nil {
-		def(&c.Cluster.Profile, DefaultClusterProfile)
-	}
-	for i := range c.HealthChecks {
-		h := &c.HealthChecks[i]
-		def(&h.Interval, Duration(DefaultCheckInterval))
-		def(&h.Timeout, Duration(DefaultCheckTimeout))
-		def(&h.Rise, DefaultCheckRise)
-		def(&h.Fall, DefaultCheckFall)
-		def(&h.Path, DefaultCheckPath)
-	}
+	c.applyProxyDefaults()
+	c.applyClusterDefaults()
+	c.applyHealthDefaults()
 }
 
 func def[T comparable](p *T, v T) {

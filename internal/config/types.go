@@ -104,6 +104,12 @@ type L4 struct {
 	ConntrackSize uint32 `yaml:"conntrack_size"`
 	// UDPTimeout expires idle UDP flows from the connection table. Default: 30s.
 	UDPTimeout Duration `yaml:"udp_timeout"`
+	// SYNFloodRate is the SYN flood guard, in SYNs per second per CPU.
+	// Above it, a SYN still goes to its Maglev backend but its flow is
+	// written to the connection table only when the handshake's ACK
+	// arrives, so spoofed SYNs neither evict live flows nor cost an insert
+	// each. Default: 125000 (Katran's value). 4294967295 turns the guard off.
+	SYNFloodRate uint32 `yaml:"syn_flood_rate"`
 }
 
 // VIP is a virtual service: address, port and protocol, and its backends.
@@ -143,58 +149,6 @@ type VIPBackend struct {
 	// NodeID is the QUIC server id of the proxy behind this backend (for VIPs
 	// with quic: true).
 	NodeID int `yaml:"node_id"`
-}
-
-// Cluster joins the node to its peers.
-type Cluster struct {
-	// Bind is the gossip address, host:port. Default port: 7946.
-	Bind string `yaml:"bind"`
-	// Peers are other nodes' gossip addresses, joined at start and rejoined
-	// periodically so a healed partition merges.
-	Peers []string `yaml:"peers"`
-	// KeyFile holds the base64 gossip encryption key (16, 24 or 32 bytes).
-	// Gossip is always encrypted: a node without the key cannot join.
-	KeyFile string `yaml:"key_file"`
-	// Profile is lan (memberlist defaults) or fast (sub-second failure
-	// detection). Default: lan.
-	Profile string `yaml:"profile"`
-}
-
-// HealthCheck is an active check of a pool's endpoints or a VIP's backends.
-type HealthCheck struct {
-	// Name is unique among health checks.
-	Name string `yaml:"name"`
-	// Pool or VIP names what is checked; exactly one is set.
-	Pool string `yaml:"pool"`
-	VIP  string `yaml:"vip"`
-	// Type is http or tcp.
-	Type string `yaml:"type"`
-	// Interval between checks. Default: 2s.
-	Interval Duration `yaml:"interval"`
-	// Timeout of one check. Default: 1s; must be below Interval.
-	Timeout Duration `yaml:"timeout"`
-	// Rise successes in a row mark a backend up. Default: 2.
-	Rise int `yaml:"rise"`
-	// Fall failures in a row mark a backend down. Default: 3.
-	Fall int `yaml:"fall"`
-	// Path is the HTTP request path. Default: /.
-	Path string `yaml:"path"`
-}
-
-// Discovery fills a pool from a registry.
-type Discovery struct {
-	// Name is unique among discovery sources.
-	Name string `yaml:"name"`
-	// Pool receives the discovered endpoints.
-	Pool string `yaml:"pool"`
-	// Provider is dns, etcd or consul.
-	Provider string `yaml:"provider"`
-	// DNS names an SRV or A/AAAA record (dns provider).
-	DNS string `yaml:"dns"`
-	// Endpoints are the registry's addresses (etcd, consul).
-	Endpoints []string `yaml:"endpoints"`
-	// Key is the etcd prefix or the Consul service name.
-	Key string `yaml:"key"`
 }
 
 // Demo starts HTTP backends inside the daemon, for the quickstart.

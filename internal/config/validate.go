@@ -125,6 +125,7 @@ func (v *validator) validate() {
 	listeners := v.validateListeners()
 	pools := v.validatePools()
 	v.validateRoutes(listeners, pools)
+	v.validateProxy()
 	if len(c.L7.Routes) > 0 && len(c.L7.Listeners) == 0 {
 		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
 	}
@@ -219,84 +220,6 @@ func (v *validator) validateL4() {
 	}
 }
 
-func (v *validator) validateCluster() {
-	cl := v.c.Cluster
-	if cl == nil {
-		return
-	}
-	if cl.Bind != "" {
-		v.hostPort("cluster.bind", cl.Bind)
-	}
-	for i, peer := range cl.Peers {
-		v.hostPort(fmt.Sprintf("cluster.peers[%d]", i), peer)
-	}
-	if cl.KeyFile == "" {
-		v.errorf("cluster.key_file", "gossip is always encrypted: key_file is required")
-	}
-	v.readable("cluster.key_file", cl.KeyFile)
-	if !oneOf(cl.Profile, "lan", "fast") {
-		v.errorf("cluster.profile", "profile %q: use lan or fast", cl.Profile)
-	}
-}
-
-func (v *validator) validateChecks(pools map[string]bool) {
-	vips := map[string]bool{}
-	for _, vip := range v.c.VIPs {
-		vips[vip.Name] = true
-	}
-	names := map[string]bool{}
-	for i, h := range v.c.HealthChecks {
-		p := fmt.Sprintf("healthchecks[%d]", i)
-		v.name(p+".name", "health check", h.Name, names)
-		switch {
-		case (h.Pool == "") == (h.VIP == ""):
-			v.errorf(p, "set exactly one of pool or vip")
-		case h.Pool != "" && !pools[h.Pool]:
-			v.errorf(p+".pool", "no pool named %q", h.Pool)
-		case h.VIP != "" && !vips[h.VIP]:
-			v.errorf(p+".vip", "no VIP named %q", h.VIP)
-		}
-		if !oneOf(h.Type, "http", "tcp") {
-			v.errorf(p+".type", "type %q: use http or tcp", h.Type)
-		}
-		if h.Timeout >= h.Interval {
-			v.errorf(p+".timeout", "timeout %s must be shorter than interval %s", h.Timeout.D(), h.Interval.D())
-		}
-		if h.Rise < 1 || h.Fall < 1 {
-			v.errorf(p, "rise and fall must be at least 1")
-		}
-		if !strings.HasPrefix(h.Path, "/") {
-			v.errorf(p+".path", "path %q must start with /", h.Path)
-		}
-	}
-}
-
-func (v *validator) validateDiscovery(pools map[string]bool) {
-	names := map[string]bool{}
-	for i, d := range v.c.Discovery {
-		p := fmt.Sprintf("discovery[%d]", i)
-		v.name(p+".name", "discovery source", d.Name, names)
-		if !pools[d.Pool] {
-			v.errorf(p+".pool", "no pool named %q", d.Pool)
-		}
-		switch d.Provider {
-		case "dns":
-			if d.DNS == "" {
-				v.errorf(p+".dns", "the dns provider needs a record name")
-			}
-		case "etcd", "consul":
-			if len(d.Endpoints) == 0 {
-				v.errorf(p+".endpoints", "the %s provider needs endpoints", d.Provider)
-			}
-			if d.Key == "" {
-				v.errorf(p+".key", "the %s provider needs a key", d.Provider)
-			}
-		default:
-			v.errorf(p+".provider", "provider %q: use dns, etcd or consul", d.Provider)
-		}
-	}
-}
-
 // resolvePaths makes file references relative to the config file's folder,
 // so a config means the same thing whatever the daemon's working directory.
 func (c *Config) resolvePaths() {
@@ -316,6 +239,7 @@ func (c *Config) resolvePaths() {
 				abs(&t.Certificates[j].CertFile)
 				abs(&t.Certificates[j].KeyFile)
 			}
+			abs(&t.ClientCAFile)
 		}
 	}
 }

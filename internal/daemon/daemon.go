@@ -27,6 +27,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/portcullis-lb/portcullis/healthcheck"
 	"github.com/portcullis-lb/portcullis/internal/admin"
 	"github.com/portcullis-lb/portcullis/internal/buildinfo"
 	"github.com/portcullis-lb/portcullis/internal/config"
@@ -62,6 +63,9 @@ type Daemon struct {
 	proxy   *l7.Proxy
 	demo    *demo.Backends
 	l4      *l4Plane
+	health  *healthcheck.Manager
+	cluster *clusterPlane
+	routes  routeWindow
 
 	gen      atomic.Pointer[generation]
 	draining atomic.Bool
@@ -83,10 +87,14 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
 	}
-	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now()}
+	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now(), cluster: &clusterPlane{}}
 	d.proxy = l7.New(log.With("component", "l7"))
+	d.metrics.Registry.MustRegister(d.proxy.Collectors()...)
 	d.demo = demo.New(log.With("component", "demo"))
 	d.admin = admin.New(d, d.metrics.Registry, log.With("component", "admin"))
+	d.startHealth()
+	d.mountAdmin()
+	d.mountClusterAdmin()
 
 	if err := d.apply(cfg); err != nil {
 		d.closeSubsystems(context.Background())
@@ -96,10 +104,14 @@ func Run(ctx context.Context, opts Options) error {
 		d.closeSubsystems(context.Background())
 		return fmt.Errorf("admin listener %s: %w", cfg.Admin.Listen, err)
 	}
-	log.Info("portcullis started", "version", buildinfo.Version, "node", cfg.Node.Name, "config", cfg.Path, "digest", short(cfg.Digest))
-	for _, warn := range notYetActive(cfg) {
-		log.Warn(warn)
+	// The cluster comes last: the node advertises itself able to serve
+	// only once XDP and the listeners are up.
+	if err := d.applyCluster(cfg); err != nil {
+		_ = d.admin.Shutdown(context.Background())
+		d.closeSubsystems(context.Background())
+		return err
 	}
+	log.Info("portcullis started", "version", buildinfo.Version, "node", cfg.Node.Name, "config", cfg.Path, "digest", short(cfg.Digest))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -132,22 +144,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
-// notYetActive names config sections that this build validates but does not
-// act on yet, so nobody believes a feature is running when it is not.
-func notYetActive(c *config.Config) []string {
-	var w []string
-	if c.Cluster != nil {
-		w = append(w, "cluster: section validated but clustering is not in this build yet; this node runs alone")
-	}
-	if len(c.HealthChecks) > 0 {
-		w = append(w, "healthchecks: section validated but active health checking is not in this build yet")
-	}
-	if len(c.Discovery) > 0 {
-		w = append(w, "discovery: section validated but service discovery is not in this build yet")
-	}
-	return w
-}
-
 func short(digest string) string {
 	if len(digest) > 12 {
 		return digest[:12]
@@ -165,11 +161,17 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	l4svcs, err := l4Services(cfg)
-	if err != nil {
+	old := d.gen.Load()
+	// Checks and discovery first: the L4 services and L7 pools below are
+	// computed with the health they report.
+	if err := d.health.Apply(cfg); err != nil {
 		return err
 	}
-	old := d.gen.Load()
+	l4svcs, err := d.l4ServicesWithHealth(cfg)
+	if err != nil {
+		d.rollbackHealth(old)
+		return err
+	}
 	if old != nil && old.cfg.Admin.Listen != cfg.Admin.Listen {
 		d.log.Warn("admin.listen changed: it takes effect at the next restart", "running", old.cfg.Admin.Listen, "new", cfg.Admin.Listen)
 	}
@@ -179,29 +181,40 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	// Demo backends first: they are upstreams of the new routes.
 	if err := d.demo.Apply(demoAddrs); err != nil {
+		d.rollbackHealth(old)
 		return err
 	}
 	if err := d.applyL4(cfg, l4svcs); err != nil {
 		d.rollbackDemo(old)
+		d.rollbackHealth(old)
 		return err
 	}
 	if err := d.proxy.Apply(l7gen, cfg.Shutdown.Drain.D()); err != nil {
 		d.rollbackDemo(old)
+		d.rollbackHealth(old)
 		if old != nil {
 			// Put the dataplane back on the old services; the proxy
 			// never switched.
-			if l4old, lerr := l4Services(old.cfg); lerr == nil {
+			if l4old, lerr := d.l4ServicesWithHealth(old.cfg); lerr == nil {
 				_ = d.applyL4(old.cfg, l4old)
 			}
 		}
 		return err
 	}
-	d.gen.Store(&generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen})
+	gen := &generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen}
+	d.gen.Store(gen)
+	d.syncPools(cfg, gen)
 	d.log.SetLevel(cfg.Log.Level)
 	d.metrics.ConfigInfo.Reset()
 	d.metrics.ConfigInfo.WithLabelValues(cfg.Digest).Set(1)
 	d.metrics.LastReload.SetToCurrentTime()
 	return nil
+}
+
+func (d *Daemon) rollbackHealth(old *generation) {
+	if old != nil {
+		_ = d.health.Apply(old.cfg)
+	}
 }
 
 func (d *Daemon) rollbackDemo(old *generation) {
@@ -237,6 +250,9 @@ func (d *Daemon) Reload(_ context.Context, reason string) error {
 		}
 		d.log.Error("config reload rejected; the running config keeps serving", attrs...)
 		return err
+	}
+	if err := d.applyCluster(cfg); err != nil {
+		d.log.Error("cluster update failed; the node keeps its previous cluster settings", "err", err)
 	}
 	d.metrics.Reloads.WithLabelValues("success").Inc()
 	d.log.Info("config reloaded", "reason", reason, "digest", short(cfg.Digest), "took", time.Since(start).Round(time.Microsecond))
@@ -310,9 +326,12 @@ func (d *Daemon) shutdown() error {
 	d.draining.Store(true)
 	cfg := d.gen.Load().cfg
 	drain := cfg.Shutdown.Drain.D()
-	d.log.Info("draining", "for", drain)
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// VIPs go to the peer first; XDP keeps forwarding what still reaches
+	// this node's MAC while the neighbours update.
+	d.leaveCluster(ctx)
+	d.log.Info("draining", "for", drain)
 	err := d.proxy.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		d.log.Warn("drain time over; closed the remaining connections")
@@ -324,6 +343,7 @@ func (d *Daemon) shutdown() error {
 }
 
 func (d *Daemon) closeSubsystems(ctx context.Context) {
+	d.health.Close()
 	d.demo.Close(ctx)
 	d.closeL4()
 }

@@ -15,6 +15,10 @@ type l4Plane struct {
 	mu  sync.Mutex
 	dp  *l4.Dataplane
 	cfg l4.Config
+	// applied is the config whose VIPs are in the maps. Health changes are
+	// computed from it under mu, so one racing a reload never writes the
+	// previous config's services back.
+	applied *config.Config
 }
 
 // L4Config is the part of the config that is compiled into the XDP
@@ -27,6 +31,7 @@ func L4Config(c *config.Config) l4.Config {
 		UDPTimeout:    c.L4.UDPTimeout.D(),
 		HashSeed:      c.L4.HashSeed,
 		MaglevSize:    c.L4.MaglevSize,
+		SYNFloodRate:  c.L4.SYNFloodRate,
 	}
 }
 
@@ -62,8 +67,6 @@ func L4Services(c *config.Config) ([]l4.Service, error) {
 	return out, nil
 }
 
-func l4Services(c *config.Config) ([]l4.Service, error) { return L4Services(c) }
-
 // applyL4 brings the dataplane to cfg's VIPs: loads and attaches it when
 // the first VIP appears, rewrites its maps on every change, detaches it when
 // the last VIP goes. Load-time settings cannot change under a running
@@ -76,6 +79,7 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	p := d.l4
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.applied = cfg
 	want := L4Config(cfg)
 	if len(svcs) == 0 {
 		if p.dp != nil {
@@ -88,7 +92,7 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	}
 	if p.dp != nil {
 		if p.cfg != want {
-			return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size and udp_timeout are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
+			return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size, udp_timeout and syn_flood_rate are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
 		}
 		return p.dp.Apply(svcs)
 	}
@@ -111,6 +115,34 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	p.dp, p.cfg = dp, want
 	d.log.Info("XDP attached", "interface", want.Interface, "mode", dp.AttachedMode(), "vips", len(svcs))
 	return nil
+}
+
+// l4Attached reports whether the XDP program is attached.
+func (d *Daemon) l4Attached() bool {
+	if d.l4 == nil {
+		return false
+	}
+	d.l4.mu.Lock()
+	defer d.l4.mu.Unlock()
+	return d.l4.dp != nil
+}
+
+// refreshL4 rewrites the maps after a health change.
+func (d *Daemon) refreshL4() error {
+	if d.l4 == nil {
+		return nil
+	}
+	p := d.l4
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dp == nil || p.applied == nil {
+		return nil
+	}
+	svcs, err := d.l4ServicesWithHealth(p.applied)
+	if err != nil {
+		return err
+	}
+	return p.dp.Apply(svcs)
 }
 
 func (d *Daemon) closeL4() {

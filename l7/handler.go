@@ -1,0 +1,231 @@
+package l7
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/portcullis-lb/portcullis/l7/listen"
+	"github.com/portcullis-lb/portcullis/l7/pool"
+)
+
+// ServeHTTP is the handler the listeners call. It loads the generation once;
+// the request uses it to the end.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := p.gen.Load()
+	lc := g.byListener[listen.ListenerName(r.Context())]
+	if lc == nil {
+		// The listener is draining after a reload removed it.
+		writeError(w, http.StatusServiceUnavailable, "listener is shutting down", nil)
+		return
+	}
+	p.serveRequest(g, lc, w, r)
+}
+
+// ListenerHandler returns a handler that serves requests as if they came in
+// on the named listener, for servers that do not carry listen's per-
+// connection context (the lean HTTP/1.1 server, l7/internal/h1).
+func (p *Proxy) ListenerHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := p.gen.Load()
+		lc := g.byListener[name]
+		if lc == nil {
+			writeError(w, http.StatusServiceUnavailable, "listener is shutting down", nil)
+			return
+		}
+		p.serveRequest(g, lc, w, r)
+	})
+}
+
+// serveRequest is the request path: match, pick, forward, account.
+func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := statePool.Get().(*reqState)
+	defer func() {
+		st.reset()
+		statePool.Put(st)
+	}()
+	st.in = r
+	p.prepare(g, r, st)
+	res := &st.match
+	lc.table.Match(r, res)
+	if res.Route == nil {
+		p.noRoute(g, w, r, st, start)
+		return
+	}
+	rs := g.routeStats[res.Route]
+	prt := g.pools[res.Pool]
+	if prt == nil {
+		writeError(w, http.StatusServiceUnavailable, "route has no pool", st.fwd.id)
+		p.finish(r, st, rs, res.Pool, "", http.StatusServiceUnavailable, 0, start, 0)
+		return
+	}
+	if len(r.Header[g.idHeader]) == 0 {
+		// For {request_id} templates. A real string: template results may
+		// outlive this function inside net/http's response buffers.
+		res.RequestID = string(st.fwd.id)
+	}
+	p.rewriteRequest(r, st)
+
+	up := prt.up
+	conf := &prt.conf
+	bm := bodyModeOf(r)
+	replayable := bm.kind == bodyNone
+	if bm.kind == bodyLength && bm.n <= maxBufferedBody && conf.Retry.Attempts > 0 && st.upgrade == "" {
+		// Small bodies are read whole so that a retry can send them again.
+		if cap(st.body) < int(bm.n) {
+			st.body = make([]byte, bm.n, max(bm.n, 4096))
+		}
+		st.body = st.body[:bm.n]
+		if _, err := io.ReadFull(r.Body, st.body); err != nil {
+			writeError(w, http.StatusBadRequest, "request body incomplete", st.fwd.id)
+			p.finish(r, st, rs, prt.name, "", http.StatusBadRequest, 0, start, 0)
+			return
+		}
+		st.bodyRd.Reset(st.body)
+		st.bytesIn = bm.n
+		replayable = true
+	} else {
+		st.body = nil
+	}
+	// RFC 9110 §9.2.2: only idempotent requests may be sent twice, and a
+	// body can be sent twice only when it was kept.
+	mayRetryAfterSend := replayable && (isIdempotent(r.Method) || st.body != nil)
+
+	var a attempt
+	var addr string
+	status := 0
+	for n := 0; ; n++ {
+		ep, err := prt.p.Pick(r, st.tried[:st.ntried])
+		if err != nil {
+			switch {
+			case errors.Is(err, pool.ErrOverloaded):
+				// RFC 9110 §10.2.3: tell clients when to come back.
+				w.Header()["Retry-After"] = retryAfter
+				status = http.StatusServiceUnavailable
+				writeError(w, status, "upstream overloaded", st.fwd.id)
+			case a.err != nil:
+				status = a.failStatus()
+				writeError(w, status, http.StatusText(status), st.fwd.id)
+			default:
+				status = http.StatusServiceUnavailable
+				writeError(w, status, "no endpoint available", st.fwd.id)
+			}
+			break
+		}
+		if st.ntried < len(st.tried) {
+			st.tried[st.ntried] = ep
+			st.ntried++
+		}
+		if n == 0 {
+			prt.p.AfterPick(w, r, ep)
+		}
+		addr = ep.Address
+		mayRetry := n < conf.Retry.Attempts && mayRetryAfterSend
+		if up.h2 != nil {
+			a = p.forwardH2(w, r, st, prt, addr, bm, mayRetry)
+		} else {
+			a = p.forwardH1(w, r, st, prt, addr, bm, replayable, mayRetry)
+		}
+		o := outcomeOf(&a)
+		ep.Done(o)
+		if a.badRequest {
+			status = http.StatusBadRequest
+			writeError(w, status, "malformed request body", st.fwd.id)
+			break
+		}
+		if a.sent || (a.err == nil && !a.retryStatus) {
+			status = a.status
+			break
+		}
+		// a.retryStatus: the answer was discarded for a retry the budget
+		// already allowed.
+		if a.retryStatus || (n < conf.Retry.Attempts && conf.Retry.Retryable(o) && (a.connectErr || mayRetryAfterSend) &&
+			!a.clientGone && prt.p.RetryAllowed()) {
+			if st.body != nil {
+				st.bodyRd.Reset(st.body)
+			}
+			continue
+		}
+		status = a.failStatus()
+		if a.err != nil {
+			p.log.Debug("upstream error", "pool", prt.name, "endpoint", addr, "err", a.err)
+		}
+		writeError(w, status, http.StatusText(status), st.fwd.id)
+		break
+	}
+	p.finish(r, st, rs, prt.name, addr, status, a.bytesOut, start, a.upstreamDur)
+	if a.abort {
+		// The upstream cut the body after the head went out: the client
+		// must see a broken response, not a complete-looking short one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// rewriteRequest applies the route's request changes. The outgoing request
+// is a shallow copy kept in st (no allocation); it shares the incoming
+// header map, which the proxy owns for the request's duration.
+func (p *Proxy) rewriteRequest(r *http.Request, st *reqState) {
+	out := &st.out
+	*out = *r
+	st.match.Route.RewriteRequest(out, r, &st.match, st.fwd.client)
+	if out.URL != r.URL {
+		st.uri = out.URL.RequestURI()
+	}
+	st.outHost = out.Host
+}
+
+// noRoute answers 404 or 405 (RFC 9110 §15.5.6: with Allow), or 404 with
+// the versions a versioned route serves.
+func (p *Proxy) noRoute(g *Generation, w http.ResponseWriter, r *http.Request, st *reqState, start time.Time) {
+	res := &st.match
+	status := http.StatusNotFound
+	rs := p.metrics.unmatched
+	switch {
+	case len(res.Allow) > 0:
+		status = http.StatusMethodNotAllowed
+		w.Header()["Allow"] = []string{joinComma(res.Allow)}
+		writeError(w, status, "method not allowed", st.fwd.id)
+	case res.Versions != nil:
+		if s := g.routeStats[res.VersionRoute]; s != nil {
+			rs = s
+		}
+		msg := "unknown API version " + strconv.Quote(res.RequestedVersion) + "; available: " + joinComma(res.Versions)
+		if res.RequestedVersion == "" {
+			msg = "an API version is required; available: " + joinComma(res.Versions)
+		}
+		writeError(w, status, msg, st.fwd.id)
+	default:
+		writeError(w, status, "no route", st.fwd.id)
+	}
+	p.finish(r, st, rs, "", "", status, 0, start, 0)
+}
+
+// finish counts the request and writes its access-log line.
+func (p *Proxy) finish(r *http.Request, st *reqState, rs *routeStats, pool, endpoint string, status int, bytesOut int64, start time.Time, upDur time.Duration) {
+	if rs == nil {
+		rs = p.metrics.unmatched
+	}
+	d := time.Since(start)
+	rs.observe(status, d)
+	if al := p.alog.Load(); al != nil {
+		al.write(r, st, rs.name, pool, endpoint, status, st.bytesIn, bytesOut, d, upDur)
+	}
+}
+
+func joinComma(s []string) string {
+	n := 0
+	for _, x := range s {
+		n += len(x) + 2
+	}
+	b := make([]byte, 0, n)
+	for i, x := range s {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, x...)
+	}
+	return string(b)
+}

@@ -1,0 +1,127 @@
+package listen
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// h2specBin finds h2spec (go install
+// github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible).
+func h2specBin(t *testing.T) string {
+	if p, err := exec.LookPath("h2spec"); err == nil {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	for _, p := range []string{filepath.Join(os.Getenv("GOPATH"), "bin", "h2spec"), filepath.Join(home, "go", "bin", "h2spec")} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	t.Skip("h2spec not installed: go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible")
+	return ""
+}
+
+// h2specKnown are the cases Go 1.26's own HTTP/2 server fails
+// (../shared/LAB.md): oversized HEADERS, a DATA frame on a closed stream
+// unanswered, connection-specific and TE headers accepted, and over h2c the
+// preface check. A failure outside this list fails the test.
+var h2specKnown = map[string]bool{
+	"http2/4.2/3": true, "http2/6.5.3/1": true, "http2/8.1.2.2/1": true, "http2/8.1.2.2/2": true,
+	"generic/3.5/1": false, "http2/3.5/2": true,
+}
+
+type junit struct {
+	Suites []struct {
+		Package string `xml:"package,attr"`
+		Cases   []struct {
+			Name    string    `xml:"classname,attr"`
+			Error   *struct{} `xml:"error"`
+			Failure *struct{} `xml:"failure"`
+			Skipped *struct{} `xml:"skipped"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+// runH2spec runs h2spec (the whole suite, or the given case ids) and returns
+// the ids of the failing cases and the number run.
+func runH2spec(t *testing.T, bin, host, port string, timeout int, extra []string, ids ...string) (failed []string, total int) {
+	t.Helper()
+	report := filepath.Join(t.TempDir(), "h2spec.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append(append([]string{}, ids...), "-h", host, "-p", port, "-o", strconv.Itoa(timeout), "-j", report)
+	out, _ := exec.CommandContext(ctx, bin, append(args, extra...)...).CombinedOutput()
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatalf("h2spec wrote no report: %v\n%s", err, out)
+	}
+	var j junit
+	if err := xml.Unmarshal(raw, &j); err != nil {
+		t.Fatalf("h2spec report: %v", err)
+	}
+	for _, s := range j.Suites {
+		for i, c := range s.Cases {
+			total++
+			if c.Error != nil || c.Failure != nil {
+				failed = append(failed, fmt.Sprintf("%s/%d", s.Package, i+1))
+			}
+		}
+	}
+	return failed, total
+}
+
+// TestH2Spec runs the HTTP/2 conformance suite against a Set, over TLS and
+// over h2c. Known failures (h2specKnown) are allowed; any other failure is
+// run once more on its own with a longer timeout, because on 2 busy cores
+// h2spec's timeouts and the race in 6.9.1/3 (a fast handler ends the stream
+// before the WINDOW_UPDATEs arrive) flake, and fails the test if it fails
+// again.
+func TestH2Spec(t *testing.T) {
+	bin := h2specBin(t)
+	f := newTLSFixture(t)
+	tl := listener("tls", "127.0.0.1:0")
+	tl.TLS = f.tls
+	cl := listener("h2c", freePort(t))
+	cl.H2C = true
+	s := newTestSet(t, Options{}, tl, cl)
+	tests := []struct {
+		name, addr string
+		args       []string
+	}{
+		{"over TLS", s.Addrs()["tls"], []string{"-t", "-k"}},
+		{"over h2c", s.Addrs()["h2c"], nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, port, _ := strings.Cut(tt.addr, ":")
+			failed, total := runH2spec(t, bin, host, port, 2, tt.args)
+			if total < 140 {
+				t.Fatalf("h2spec ran %d cases, want the whole suite (145)", total)
+			}
+			var known, unexpected []string
+			for _, id := range failed {
+				if h2specKnown[id] {
+					known = append(known, id)
+				} else {
+					unexpected = append(unexpected, id)
+				}
+			}
+			t.Logf("%d cases, %d failed: known %v", total, len(failed), known)
+			if len(unexpected) > 0 {
+				again, _ := runH2spec(t, bin, host, port, 5, tt.args, unexpected...)
+				t.Logf("re-run of %v: still failing %v", unexpected, again)
+				if len(again) > 0 {
+					t.Errorf("h2spec cases failing beyond Go's own server's: %v", again)
+				}
+			}
+		})
+	}
+}
