@@ -131,6 +131,9 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		}
 		o := outcomeOf(&a)
 		ep.Done(o)
+		if f := p.observe.Load(); f != nil {
+			(*f)(prt.p.Name(), addr, o)
+		}
 		if a.badRequest {
 			status = http.StatusBadRequest
 			writeError(w, status, "malformed request body", st.fwd.id)

@@ -130,6 +130,9 @@ type Proxy struct {
 	metrics *proxyMetrics
 	alog    atomic.Pointer[accessLog]
 	tunnels tunnelSet
+	// observe, when set, hears every upstream attempt's outcome: the
+	// passive health signal. One atomic load per attempt when unset.
+	observe atomic.Pointer[OutcomeObserver]
 
 	mu  sync.Mutex
 	set *listen.Set
@@ -138,6 +141,20 @@ type Proxy struct {
 	upstreams map[string]*upstream
 	stopSweep chan struct{}
 	sweepOnce sync.Once
+}
+
+// OutcomeObserver hears the outcome of every upstream attempt, with the
+// pool's name and the endpoint's address.
+type OutcomeObserver func(pool, address string, o pool.Outcome)
+
+// ObserveOutcomes installs fn (nil removes it). It runs on the request path:
+// it must be cheap and must not block.
+func (p *Proxy) ObserveOutcomes(fn OutcomeObserver) {
+	if fn == nil {
+		p.observe.Store(nil)
+		return
+	}
+	p.observe.Store(&fn)
 }
 
 // New returns a proxy with no listeners.

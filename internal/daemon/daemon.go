@@ -66,6 +66,7 @@ type Daemon struct {
 	health  *healthcheck.Manager
 	cluster *clusterPlane
 	routes  routeWindow
+	passive passive
 
 	gen      atomic.Pointer[generation]
 	draining atomic.Bool
@@ -203,6 +204,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	gen := &generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen}
 	d.gen.Store(gen)
+	d.setPassivePools(cfg)
 	d.syncPools(cfg, gen)
 	d.log.SetLevel(cfg.Log.Level)
 	d.metrics.ConfigInfo.Reset()

@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/portcullis-lb/portcullis/healthcheck"
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l4"
+	"github.com/portcullis-lb/portcullis/l7/pool"
 )
 
 // Health flows one way: checks and discovery (healthcheck.Manager) → the
@@ -14,6 +18,7 @@ import (
 func (d *Daemon) startHealth() {
 	d.health = healthcheck.NewManager(healthcheck.Options{Log: d.log.With("component", "health")})
 	d.health.Subscribe(d.onHealthChange)
+	d.proxy.ObserveOutcomes(d.observeOutcome)
 }
 
 func (d *Daemon) onHealthChange(g healthcheck.Group) {
@@ -66,4 +71,49 @@ func (d *Daemon) syncPools(cfg *config.Config, gen *generation) {
 			pl.SetEndpoints(d.health.PoolEndpoints(p.Name))
 		}
 	}
+}
+
+// passive forwards the proxy's upstream outcomes to the health checker for
+// pools whose check has passive thresholds. It stays off the health store's
+// lock for the common case: a success is reported only when it ends a run
+// of failures (it resets the count), so a healthy endpoint costs one map
+// read per request.
+type passive struct {
+	pools   atomic.Pointer[map[string]bool]
+	failing sync.Map // "pool\x00address" → *atomic.Bool
+}
+
+func (d *Daemon) setPassivePools(cfg *config.Config) {
+	m := map[string]bool{}
+	for _, hc := range cfg.HealthChecks {
+		if hc.Pool != "" && hc.Passive != nil && hc.Passive.Consecutive5xx+hc.Passive.ConsecutiveConnectErrors+hc.Passive.ConsecutiveTimeouts > 0 {
+			m[hc.Pool] = true
+		}
+	}
+	d.passive.pools.Store(&m)
+}
+
+func (d *Daemon) observeOutcome(poolName, address string, o pool.Outcome) {
+	if pools := d.passive.pools.Load(); pools == nil || !(*pools)[poolName] {
+		return
+	}
+	failed := o.ConnectError || o.Timeout || o.Reset || (o.Status >= 500 && o.Status <= 599)
+	if !failed && o.Status == 0 {
+		return // the client went away: nothing learnt about the endpoint
+	}
+	key := poolName + "\x00" + address
+	v, ok := d.passive.failing.Load(key)
+	if !ok {
+		if !failed {
+			return
+		}
+		v, _ = d.passive.failing.LoadOrStore(key, new(atomic.Bool))
+	}
+	flag := v.(*atomic.Bool)
+	if failed {
+		flag.Store(true)
+	} else if !flag.Swap(false) {
+		return
+	}
+	d.health.Report(poolName, address, healthcheck.Outcome{Status: o.Status, ConnectError: o.ConnectError, Timeout: o.Timeout, Reset: o.Reset})
 }

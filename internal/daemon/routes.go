@@ -32,14 +32,18 @@ func (w *routeWindow) stats(now time.Time, cur []l7.RouteCounters, pools map[str
 	for _, rc := range cur {
 		snap.routes[rc.Name] = rc
 	}
+	// Keep one snapshot older than the span as the baseline. With no older
+	// snapshot yet (the first poll), the window is everything since start.
+	for len(w.snaps) > 1 && now.Sub(w.snaps[1].at) >= routeWindowSpan {
+		w.snaps = w.snaps[1:]
+	}
+	var base map[string]l7.RouteCounters
+	if len(w.snaps) > 0 {
+		base = w.snaps[0].routes
+	}
 	if len(w.snaps) == 0 || now.Sub(w.snaps[len(w.snaps)-1].at) >= time.Second {
 		w.snaps = append(w.snaps, snap)
 	}
-	// Keep one snapshot older than the span as the baseline.
-	for len(w.snaps) > 2 && now.Sub(w.snaps[1].at) >= routeWindowSpan {
-		w.snaps = w.snaps[1:]
-	}
-	base := w.snaps[0].routes
 	bounds := l7.DurationBuckets()
 	out := make([]dashboard.Route, 0, len(cur))
 	for _, rc := range cur {
