@@ -321,7 +321,9 @@ func (n *Node) reconcile() {
 		return
 	}
 	n.health = n.readHealth()
-	n.publishLocked()
+	// A health change alone (say the witness came back) must be gossiped
+	// too, not only a change of the VIPs held.
+	healthChanged := n.publishLocked()
 	cands := n.candidatesLocked()
 	selfBad := n.unhealthyLocked()
 	var gains, losses []transition
@@ -369,7 +371,7 @@ func (n *Node) reconcile() {
 		n.gain(t)
 	}
 	n.mu.Lock()
-	changed := n.publishLocked()
+	changed := n.publishLocked() || healthChanged
 	n.updateMetricsLocked(unowned)
 	onAgreed := n.opts.OnAgreedChange
 	n.mu.Unlock()

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the h2 upstream path uses x/net/http2's Transport (see upstream.go).
+
 package l7
 
 import (

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the test's h2c client is x/net/http2's Transport, as the proxy's h2 upstream is.
+
 package l7
 
 import (

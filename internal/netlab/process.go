@@ -67,9 +67,11 @@ func forker() {
 	}
 }
 
+// command builds a command for the namespace; a long-running process
+// (StartProcess) passes no context and is stopped by the lab instead.
 func (h *Host) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	var cmd *exec.Cmd
-	if ctx != nil {
+	if ctx != context.Background() {
 		cmd = exec.CommandContext(ctx, name, args...)
 	} else {
 		cmd = exec.Command(name, args...)
@@ -232,7 +234,7 @@ func (h *Host) StartProcess(logPath, name string, args ...string) (*Process, err
 	if err != nil {
 		return nil, err
 	}
-	cmd := h.command(nil, name, args...)
+	cmd := h.command(context.Background(), name, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
 	if err := h.startIn(cmd); err != nil {

@@ -147,16 +147,6 @@ func (r *Result) Param(name string) string {
 	return r.Route.Param(r, name)
 }
 
-// outcome of trying one route.
-type outcome uint8
-
-const (
-	miss outcome = iota
-	wrongMethod
-	hit
-	versionMiss
-)
-
 // Match finds the route for r and fills res. It does not allocate for routes
 // on static hosts and paths (exact, prefix, template), unless the Host
 // header has upper case letters or the path has dot segments.
