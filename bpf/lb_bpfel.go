@@ -59,6 +59,7 @@ type LBGlobalCounters struct {
 	PassFragV6       uint64
 	PassV6Ext        uint64
 	PassTruncL4      uint64
+	PassNotOurs      uint64
 	IpOptions        uint64
 	CtInserts        uint64
 	CtInsertFail     uint64

@@ -108,6 +108,7 @@ struct global_counters {
 	__u64 pass_frag_v6;    /* IPv6 fragment header */
 	__u64 pass_v6_ext;     /* other IPv6 extension headers */
 	__u64 pass_trunc_l4;   /* shorter than its TCP/UDP header */
+	__u64 pass_not_ours;   /* VIP packet whose destination MAC is not local_mac */
 	__u64 ip_options;      /* IPv4 with options: balanced normally */
 	__u64 ct_inserts;      /* new conntrack keys; minus live entries = evictions */
 	__u64 ct_insert_fail;

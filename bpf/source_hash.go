@@ -4,4 +4,4 @@ package bpf
 
 // SourceHash fingerprints the C sources and bpf2go flags the committed
 // objects were built from.
-const SourceHash = "792769067613b387e6ba4ff27c5bf0c2155a494bf8299b1f149bad1639b6cc81"
+const SourceHash = "201388faff8e391883487cb81f4a24937e78c38af9d1af57a5b6a31d44379e37"

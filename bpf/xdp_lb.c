@@ -7,8 +7,8 @@
  *
  * The steps read top to bottom:
  *   parse L2 -> parse L3 -> parse L4 -> VIP prefilter (bitmap) -> VIP
- *   lookup (direct index, hash on collision) -> QUIC connection-ID
- *   routing -> conntrack -> Maglev -> forward.
+ *   lookup (direct index, hash on collision) -> destination MAC check ->
+ *   QUIC connection-ID routing -> conntrack -> Maglev -> forward.
  *
  * Rules for packets that are not simply "a VIP packet" (each counted in
  * global_stats, field named in brackets):
@@ -32,6 +32,18 @@
  *   - A VIP packet with no backend to send it to is XDP_DROP'd
  *     [drop_no_backend], as is one whose backend record is unusable
  *     [drop_bad_backend]: both are VIP traffic we were told to balance.
+ *   - A VIP packet is ours only if its destination MAC is this
+ *     interface's (local_mac, set from the interface at load time).
+ *     Any other destination -- another host's unicast MAC (a switch
+ *     flooding unknown unicast after a MAC aged out or after the VIP
+ *     owner's link died in an HA pair, or promiscuous mode), multicast
+ *     or broadcast -- is XDP_PASS'd untouched [pass_not_ours]: no VIP or
+ *     backend counter moves, no conntrack entry is made, and the kernel
+ *     drops PACKET_OTHERHOST frames itself. A standby therefore never
+ *     forwards traffic it does not own, and a flood never duplicates
+ *     traffic to the backends. The check runs only once the packet is
+ *     known to be for a VIP (non-VIP packets pass anyway, at no extra
+ *     cost), so a packet that passes earlier keeps its earlier reason.
  *   - Zero-length payloads (bare TCP ACKs, empty UDP) are normal packets.
  */
 #include <linux/types.h>
@@ -68,8 +80,12 @@ const volatile __u64 udp_refresh_ns = UDP_DEFAULT_TIMEOUT_NS / 8;
  * 0xFFFFFFFF never trips in practice.
  */
 const volatile __u32 syn_flood_rate = SYN_FLOOD_DEFAULT_RATE;
-/* Source MAC of DSR frames: the MAC of the interface we are attached to. */
-const volatile __u8 local_mac[6] = {};
+/*
+ * The MAC of the interface we are attached to: the destination a VIP
+ * packet must carry to be ours (step 5), and the source MAC of DSR
+ * frames. Aligned so step 5 reads it as a u32 and a u16.
+ */
+const volatile __u8 local_mac[6] __attribute__((aligned(4))) = {};
 
 #define V4_MAPPED_WORD bpf_htonl(0x0000FFFF)
 
@@ -336,6 +352,7 @@ int xdp_lb(struct xdp_md *ctx)
 	/*
 	 * 5. VIP lookup: (address, port, protocol), through the direct index
 	 * and a compare with the stored key; the hash only on a shared fold.
+	 * Then the destination MAC must be ours (see the rules at the top).
 	 */
 	idp = bpf_map_lookup_elem(&vip_index, &fidx);
 	if (!idp || !*idp)
@@ -364,6 +381,20 @@ int xdp_lb(struct xdp_md *ctx)
 		vip_num = vip->vip_num;
 		vip_flags = vip->flags;
 	}
+	/*
+	 * Only a frame addressed to this interface is ours: a switch that
+	 * floods unknown unicast, or promiscuous mode, delivers frames for
+	 * other hosts too, and an HA standby must not forward the owner's
+	 * traffic (nor a flood duplicate it). Checked here, on the VIP path
+	 * only, so non-VIP packets pay nothing for it; a u32 and a u16
+	 * compare against the load-time constant. Read through data, not
+	 * eth->h_dest: struct ethhdr is packed, and clang would load it a
+	 * byte at a time.
+	 */
+	if (*(__u32 *)data != *(const volatile __u32 *)&local_mac[0] ||
+	    *(__u16 *)(data + 4) != *(const volatile __u16 *)&local_mac[4])
+		return PASS_COUNTED(pass_not_ours);
+
 	vs = bpf_map_lookup_elem(&vip_stats, &vip_num);
 	if (!vs)
 		return XDP_PASS;

@@ -1,9 +1,11 @@
 package l4
 
 import (
+	"net"
 	"runtime"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -66,6 +68,17 @@ func TestAttachToVethNativeThenGeneric(t *testing.T) {
 			}
 			if err := d.Apply(fixtureServices()); err != nil {
 				t.Fatal(err)
+			}
+			// The program takes the interface's MAC as its own: a VIP frame
+			// to another MAC passes, one to the interface's is balanced.
+			for _, c := range []struct {
+				dst  net.HardwareAddr
+				want uint32
+			}{{otherMACTail, xdpPass}, {lbMAC, xdpTX}} {
+				ret, err := d.objs.XdpLb.Run(&ebpf.RunOptions{Data: toMAC(tcp4(vipWeb4, 3100, 80, syn), c.dst).build(), Repeat: 1})
+				if err != nil || ret != c.want {
+					t.Errorf("mode %s: VIP SYN to %s: %s (%v), want %s", tc.mode, c.dst, actionNames[ret], err, actionNames[c.want])
+				}
 			}
 			if err := d.Attach(); err != nil {
 				t.Fatalf("%s: %v", tc.mode, err)

@@ -315,6 +315,7 @@ func TestCollectorExportsConsistentMetrics(t *testing.T) {
 	e := newEnv(t, fixtureConfig(), fixtureServices())
 	e.run(tcp4(vipWeb4, 5000, 80, syn).build())
 	e.run(tcp4(vipWeb4, 5001, 80, syn).build()[:30]) // truncated
+	e.run(toMAC(tcp4(vipWeb4, 5002, 80, syn), otherMACHead).build())
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(e.d.Collector()); err != nil {
 		t.Fatal(err)
@@ -337,6 +338,7 @@ func TestCollectorExportsConsistentMetrics(t *testing.T) {
 		"portcullis_l4_service_packets_total,service=web4":                  1,
 		"portcullis_l4_service_new_flows_total,service=web4":                1,
 		"portcullis_l4_exceptions_total,reason=pass_trunc_l3":               1,
+		"portcullis_l4_exceptions_total,reason=pass_not_ours":               1,
 		"portcullis_l4_conntrack_capacity":                                  4096,
 		"portcullis_l4_backend_up,backend=b1,service=web4":                  1,
 		"portcullis_l4_service_drop_no_backend_total,service=empty":         0,

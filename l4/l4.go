@@ -80,8 +80,13 @@ const (
 // Config is fixed for the life of a Dataplane: every field is compiled
 // into the program or sizes a map at load time.
 type Config struct {
-	// Interface to attach to. Its MAC becomes the source MAC of DSR frames.
-	// May be empty for a Dataplane that is only loaded (tests, tooling).
+	// Interface to attach to. Its MAC becomes the source MAC of DSR frames
+	// and the only destination MAC whose VIP packets the program handles:
+	// frames for other hosts that reach the interface (a switch flooding
+	// unknown unicast, promiscuous mode) and multicast/broadcast pass to
+	// the stack untouched, counted as pass_not_ours.
+	// May be empty for a Dataplane that is only loaded (tests, tooling);
+	// its MAC is then 00:00:00:00:00:00.
 	Interface string
 	// Mode is "auto" (native XDP, falling back to generic), "native" or
 	// "generic". Empty means auto.

@@ -3,8 +3,10 @@ package l4
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/portcullis-lb/portcullis/bpf"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden packet files in testdata/xdp")
@@ -87,6 +91,9 @@ type fixture struct {
 	// implied by svc and backend. Every other counter must not move.
 	global map[string]uint64
 	vip    map[string]uint64
+	// check runs after the packet, for what the frame and counters do
+	// not show (conntrack contents).
+	check func(e *env, f *fixture)
 }
 
 const (
@@ -140,6 +147,33 @@ func withBackend(e *env, svc, be string, change func(*Backend) bool) []Service {
 	}
 	return out
 }
+
+// Destination MACs that are not the LB's (lbMAC is 02:aa:aa:aa:aa:aa):
+// another host's, differing in the first four bytes or only in the last
+// two (the program compares a u32 and a u16), broadcast, and the IPv6
+// multicast MAC of a solicited-node address.
+var (
+	otherMACHead = net.HardwareAddr{0x02, 0xaa, 0xaa, 0xab, 0xaa, 0xaa}
+	otherMACTail = net.HardwareAddr{0x02, 0xaa, 0xaa, 0xaa, 0xaa, 0xab}
+	broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	multicast6   = net.HardwareAddr{0x33, 0x33, 0xff, 0x00, 0x00, 0x10}
+)
+
+// toMAC readdresses p's frame.
+func toMAC(p pkt, m net.HardwareAddr) pkt { p.dstMAC = m; return p }
+
+// noEntry fails unless the fixture's tuple has no conntrack entry.
+func noEntry(e *env, f *fixture) {
+	e.t.Helper()
+	p := f.pkt
+	k := ctKey(p.src, p.dst, p.sport, p.dport, p.proto)
+	var v bpf.LBCtEntry
+	if err := e.d.objs.Conntrack.Lookup(&k, &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		e.t.Errorf("a packet that is not ours made a conntrack entry (lookup: %v)", err)
+	}
+}
+
+var notOurs = map[string]uint64{"pass_not_ours": 1}
 
 func quicShort(node byte) []byte {
 	// Short header: 0b01xxxxxx, then the destination connection ID whose
@@ -316,6 +350,27 @@ func fixtures() []*fixture {
 				f.backend = "maglev"
 			},
 			pkt: tcp4(vipGone, 2902, 80, ack), action: xdpTX, svc: "gone", vip: map[string]uint64{"conntrack_repicks": 1}},
+
+		// --- destination MAC: only frames addressed to the interface are
+		// ours; the rest (a switch flooding another host's frames, the HA
+		// standby) pass untouched and move no VIP or backend counter.
+		{name: "vip syn to another host mac passes", pkt: toMAC(tcp4(vipWeb4, 3000, 80, syn), otherMACHead), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vip syn to a mac differing only in its last two bytes passes", pkt: toMAC(tcp4(vipWeb4, 3001, 80, syn), otherMACTail), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vip ack of an established flow to another host mac passes",
+			setup: func(e *env, f *fixture) { send(e, tcp4(vipWeb4, 3002, 80, syn)) },
+			pkt:   toMAC(tcp4(vipWeb4, 3002, 80, ack), otherMACTail), action: xdpPass, global: notOurs},
+		{name: "vip ack without entry to another host mac passes", pkt: toMAC(tcp4(vipWeb4, 3003, 80, ack), otherMACHead), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vip syn to broadcast passes", pkt: toMAC(tcp4(vipWeb4, 3004, 80, syn), broadcastMAC), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "ipv6 vip syn to a multicast mac passes", pkt: toMAC(pkt{src: client6, dst: vipWeb6, proto: 6, sport: 3005, dport: 443, tcpFlags: syn}, multicast6), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vip udp to another host mac passes", pkt: toMAC(udp4(vipWeb4, 3006, 53, []byte("query")), otherMACHead), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "quic short header to another host mac passes", pkt: toMAC(udp4(vipQUIC, 3007, 443, quicShort(2)), otherMACTail), action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vlan tagged vip syn to another host mac passes", pkt: func() pkt { p := toMAC(tcp4(vipWeb4, 3008, 80, syn), otherMACHead); p.vlans = []uint16{42}; return p }(),
+			action: xdpPass, global: notOurs, check: noEntry},
+		{name: "vip syn of a service without backends to another host mac passes", pkt: toMAC(tcp4(vipNone, 3009, 80, syn), otherMACHead), action: xdpPass, global: notOurs},
+		// Counted only on the VIP path: other packets pass as before.
+		{name: "non-VIP tcp to another host mac passes uncounted", pkt: toMAC(tcp4(other4, 3010, 80, syn), otherMACHead), action: xdpPass},
+		{name: "vip fragment to another host mac keeps its earlier reason", pkt: func() pkt { p := toMAC(tcp4(vipWeb4, 3011, 80, syn), broadcastMAC); p.fragOff = 0x2000; return p }(),
+			action: xdpPass, global: map[string]uint64{"pass_frag_v4": 1}},
 	}
 	return fx
 }
@@ -456,6 +511,9 @@ func TestXDPFixtures(t *testing.T) {
 			slices.Sort(diffs)
 			for _, d := range diffs {
 				t.Error(d)
+			}
+			if f.check != nil {
+				f.check(e, f)
 			}
 		})
 	}
