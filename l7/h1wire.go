@@ -104,9 +104,9 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState, body body
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
 		if isHopHeader(k) || st.skipHeader(k) {
-			if k == "Te" && r.ProtoMajor == 2 {
+			if k == "Te" && r.ProtoMajor >= 2 {
 				// gRPC needs "te: trailers"; it is the only TE value an
-				// h2 client may send (RFC 9113 §8.2.2).
+				// h2 or h3 client may send (RFC 9113 §8.2.2, RFC 9114 §4.2).
 				for _, v := range vv {
 					if strings.EqualFold(v, "trailers") {
 						bw.WriteString("Te: trailers\r\n")
