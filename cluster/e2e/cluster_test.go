@@ -21,6 +21,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
@@ -209,11 +210,83 @@ func (ct *clusterTest) serves() {
 		}
 		f.Close()
 	}
-	if who, err := ct.httpGet(3 * time.Second); err != nil {
-		ct.t.Fatalf("HTTP through the L7 listener on the VIP: %v", err)
-	} else if who != "be1" && who != "be2" {
-		ct.t.Errorf("HTTP answered by %q, want be1 or be2", who)
+	// Through the L7 VIP: the owner's XDP spreads new connections over
+	// both proxies (Maglev), so several requests reach both, or only the
+	// live one when the other node is down.
+	for i := range 8 {
+		if who, err := ct.httpGet(3 * time.Second); err != nil {
+			ct.t.Fatalf("HTTP request %d through the L7 VIP: %v", i, err)
+		} else if who != "be1" && who != "be2" {
+			ct.t.Errorf("HTTP answered by %q, want be1 or be2", who)
+		}
 	}
+}
+
+// handoffReady checks what the daemon does for the L4 → L7 handoff on a
+// running node: the VIP on lo, and ARP settings under which only the
+// node holding the address on eth0 answers ARP for it.
+func (ct *clusterTest) handoffReady(d *Daemon) {
+	ct.t.Helper()
+	on, err := hasAddr(d.Host, "lo")
+	if err != nil || !on {
+		ct.t.Errorf("%s: VIP on lo: %v (%v), want true", d.Name, on, err)
+	}
+	for _, kv := range [][2]string{
+		{"net.ipv4.conf.all.arp_ignore", "1"},
+		{"net.ipv4.conf.eth0.arp_ignore", "1"},
+		{"net.ipv4.conf.all.arp_announce", "2"},
+		{"net.ipv4.conf.eth0.arp_announce", "2"},
+	} {
+		if v, err := d.Host.SysctlGet(kv[0]); err != nil || v != kv[1] {
+			ct.t.Errorf("%s: %s = %q (%v), want %s", d.Name, kv[0], v, err, kv[1])
+		}
+	}
+}
+
+// arpOwner asks for the VIP's MAC from the client (a fresh neighbour
+// entry) and returns the host whose eth0 has it.
+func (ct *clusterTest) arpOwner() (string, error) {
+	c := ct.lab.Client
+	lk, err := c.Handle().LinkByName(c.Link)
+	if err != nil {
+		return "", err
+	}
+	_ = c.Handle().NeighDel(&netlink.Neigh{LinkIndex: lk.Attrs().Index, IP: net.IP(VIP.AsSlice())})
+	if _, err := ct.httpGet(3 * time.Second); err != nil {
+		return "", err
+	}
+	ns, err := c.Handle().NeighList(lk.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range ns {
+		if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == VIP {
+			for _, h := range []*netlab.Host{ct.lab.A, ct.lab.B} {
+				if n.HardwareAddr.String() == h.MAC.String() {
+					return h.Name, nil
+				}
+			}
+			return n.HardwareAddr.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no neighbour entry for the VIP on the client")
+}
+
+func hasAddr(h *netlab.Host, ifname string) (bool, error) {
+	lk, err := h.Handle().LinkByName(ifname)
+	if err != nil {
+		return false, err
+	}
+	addrs, err := h.Handle().AddrList(lk, netlink.FAMILY_V4)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == VIP {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (ct *clusterTest) httpGet(timeout time.Duration) (string, error) {
@@ -300,18 +373,6 @@ func (w *memberWatch) finish() ([]string, int64) {
 	return w.listed, w.polls.Load()
 }
 
-// knownBug reports a bug already written down for the cluster's owner:
-// a failure with PORTCULLIS_E2E_STRICT=1, a log line otherwise, so that CI
-// stays green until the fix lands and the check can then be made strict.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("PORTCULLIS_E2E_STRICT") == "1" {
-		t.Errorf("KNOWN BUG: "+format, args...)
-		return
-	}
-	t.Logf("KNOWN BUG (not failing; PORTCULLIS_E2E_STRICT=1 makes it fail): "+format, args...)
-}
-
 // TestClusterFailover runs the pair through every case of issue 5 in one
 // lab, in order: each step starts from the state the previous one left.
 func TestClusterFailover(t *testing.T) {
@@ -357,6 +418,11 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("b does not see a and b alive and healthy: %+v", cv)
 		}
 		ct.serves()
+		ct.handoffReady(ct.a)
+		ct.handoffReady(ct.b)
+		if who, err := ct.arpOwner(); err != nil || who != "a" {
+			t.Errorf("the client's ARP for the VIP was answered by %q (%v), want a only (b has it on lo, arp_ignore=1)", who, err)
+		}
 		if v := ct.metric(ct.a, "portcullis_vip_owner", "vip=web"); v != 1 {
 			t.Errorf("a: portcullis_vip_owner{vip=web} = %v, want 1", v)
 		}
@@ -441,6 +507,13 @@ func TestClusterFailover(t *testing.T) {
 			}
 		}
 		t.Logf("%d flows exchanged data both ways after the failover", len(flows))
+		// New L7 connections: b's Maglev table no longer sends any to
+		// a's (dead) proxy.
+		for i := range 12 {
+			if _, err := ct.httpGet(3 * time.Second); err != nil {
+				t.Errorf("L7 request %d after the crash: %v", i, err)
+			}
+		}
 	})
 
 	step("4 a restarted a does not take the VIP back (non-preemptive)", func(t *testing.T) {
@@ -549,11 +622,10 @@ func TestClusterFailover(t *testing.T) {
 		wg.Wait()
 		t.Logf("SIGTERM → a exited in %s; %d XDP and %d L7 requests, slowest %s, %d failed",
 			exited.Round(time.Millisecond), n4, n7, slowest.Round(time.Millisecond), len(errs))
+		// The L7 VIP is an XDP VIP over both proxies and both nodes
+		// hold it on lo: b's XDP sends a's in-flight connections back to
+		// a (same Maglev table), which drains them before it exits.
 		for _, e := range errs {
-			if strings.Contains(e, "l7=true") {
-				knownBug(t, "failed L7 request across the graceful handover: %s. The daemon releases the VIP (cluster Leave) before it drains the L7 proxy (internal/daemon/daemon.go shutdown), so an L7 connection accepted on the VIP just before the release loses its address: the client's next segments reach a node that no longer has the VIP (dropped) or b (reset)", e)
-				continue
-			}
 			t.Errorf("failed request: %s", e)
 		}
 		if n4 == 0 || n7 == 0 {
@@ -562,7 +634,13 @@ func TestClusterFailover(t *testing.T) {
 		if recs := ct.a.LogLines("handover done"); len(recs) == 0 {
 			t.Errorf("a did not log the handover")
 		}
+		if on, err := hasAddr(lab.A, "lo"); err != nil || on {
+			t.Errorf("a exited and left the VIP on lo: %v (%v)", on, err)
+		}
 		ct.settled("b")
+		if who, err := ct.arpOwner(); err != nil || who != "b" {
+			t.Errorf("the client's ARP for the VIP was answered by %q (%v), want b", who, err)
+		}
 	})
 
 	step("7 witness lost by the owner: it gives the VIP away", func(t *testing.T) {

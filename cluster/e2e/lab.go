@@ -44,8 +44,12 @@ var (
 )
 
 const (
-	// VIPPort is the XDP (L4, DSR) service; L7Port the L7 listener
-	// (0.0.0.0 on the LB nodes, so it follows the VIP through the kernel).
+	// VIPPort is the XDP (L4, DSR) service to be1/be2. L7Port is the L4 →
+	// L7 handoff (DESIGN.md): a second XDP VIP on the same address whose
+	// backends are both nodes' L7 proxies, a-proxy and b-proxy (each node
+	// itself by forwarding: local, the peer by dsr-l2 with its MAC). The
+	// L7 listener binds 0.0.0.0 and the daemon puts the VIP on lo of both
+	// nodes, so either proxy accepts the flows the owner's XDP hands it.
 	VIPPort     = 8080
 	L7Port      = 8081
 	BackendHTTP = 80
@@ -274,6 +278,21 @@ vips:
 			fmt.Fprintf(&b, "      - {name: %s, address: %s, mac: %q, forwarding: dsr-l2}\n", be.Name, be.IPv4(), be.MAC.String())
 		}
 		if !n.NoL7 {
+			// Same backend names, order and weights on both nodes: their
+			// Maglev tables for web-l7 match, so a new owner sends the
+			// old owner's connections back to it.
+			fmt.Fprintf(&b, `  - name: web-l7
+    address: %s
+    port: %d
+    backends:
+`, VIP, L7Port)
+			for _, lb := range []*netlab.Host{l.A, l.B} {
+				if lb.Name == n.Name {
+					fmt.Fprintf(&b, "      - {name: %s-proxy, address: %s, forwarding: local}\n", lb.Name, lb.IPv4())
+				} else {
+					fmt.Fprintf(&b, "      - {name: %s-proxy, address: %s, mac: %q, forwarding: dsr-l2}\n", lb.Name, lb.IPv4(), lb.MAC.String())
+				}
+			}
 			fmt.Fprintf(&b, `l7:
   listeners:
     - name: web

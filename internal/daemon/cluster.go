@@ -106,18 +106,36 @@ func (d *Daemon) unregisterCluster(n *cluster.Node) {
 }
 
 // leaveCluster hands the VIPs over before anything else stops, so the peer
-// takes them at once (SIGTERM).
+// takes them at once (SIGTERM). The floating address leaves
+// node.interface; a VIP served by the local L7 proxy stays on lo
+// (localvip.go) until the drain is over, so the connections this node
+// accepted keep working when the new owner's XDP sends their packets back
+// here. After the leave, a node that serves L7 through a VIP keeps
+// accepting for leaveSettle: the peers drain its proxy out of their Maglev
+// tables when its leave message arrives, and a flow they sent just before
+// must still find the listener open.
+//
+// The node is detached from the plane before Leave, which waits for the
+// node's loop: the loop may be in OnAgreedChange → refreshL4, which looks
+// the node up through the plane's lock.
 func (d *Daemon) leaveCluster(ctx context.Context) {
 	p := d.cluster
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.node == nil {
+	n := p.node
+	p.node = nil
+	p.mu.Unlock()
+	if n == nil {
 		return
 	}
-	if err := p.node.Leave(ctx); err != nil {
+	if err := n.Leave(ctx); err != nil {
 		d.log.Warn("leaving the cluster", "err", err)
 	}
-	p.node = nil
+	if g := d.gen.Load(); g != nil && len(wantLocalVIPs(g.cfg)) > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(leaveSettle):
+		}
+	}
 }
 
 func (d *Daemon) clusterNode() *cluster.Node {

@@ -19,6 +19,8 @@ type l4Plane struct {
 	// computed from it under mu, so one racing a reload never writes the
 	// previous config's services back.
 	applied *config.Config
+	// peerState is the last logged peerProxyState.
+	peerState string
 }
 
 // L4Config is the part of the config that is compiled into the XDP
@@ -79,8 +81,18 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	p := d.l4
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// In a cluster, VIPs served by the local L7 proxy go on lo (and the
+	// ARP sysctls are set) before the maps can hand it their packets.
+	if err := d.syncLocalVIPs(cfg); err != nil {
+		if len(wantLocalVIPs(cfg)) > 0 {
+			return fmt.Errorf("l4 → L7 handoff: %w", err)
+		}
+		d.log.Warn("cleaning VIPs off lo", "err", err)
+	}
 	p.applied = cfg
 	want := L4Config(cfg)
+	d.peerProxies(cfg, svcs)
+	d.logPeerProxies(p, svcs)
 	if len(svcs) == 0 {
 		if p.dp != nil {
 			d.metrics.Registry.Unregister(p.dp.Collector())
@@ -142,9 +154,15 @@ func (d *Daemon) refreshL4() error {
 	if err != nil {
 		return err
 	}
+	d.peerProxies(p.applied, svcs)
+	d.logPeerProxies(p, svcs)
 	return p.dp.Apply(svcs)
 }
 
+// closeL4 detaches XDP and takes the VIPs off lo. At shutdown it runs
+// after the L7 drain: until then a peer that took the VIP over keeps
+// sending this node's in-flight connections back to it (Maglev), and they
+// need both.
 func (d *Daemon) closeL4() {
 	if d.l4 == nil {
 		return
@@ -155,6 +173,17 @@ func (d *Daemon) closeL4() {
 		d.l4.dp.Close()
 		d.l4.dp = nil
 		d.log.Info("XDP detached")
+	}
+	d.removeLocalVIPs()
+}
+
+// logPeerProxies logs when the peers' proxies drained or taken down for
+// their membership change.
+func (d *Daemon) logPeerProxies(p *l4Plane, svcs []l4.Service) {
+	st := peerProxyState(svcs)
+	if st != p.peerState {
+		d.log.Info("dsr-l2 backends out of the Maglev tables (down) or drained (weight 0)", "backends", st, "was", p.peerState)
+		p.peerState = st
 	}
 }
 
