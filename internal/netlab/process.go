@@ -67,15 +67,11 @@ func forker() {
 	}
 }
 
-// command builds a command for the namespace; a long-running process
-// (StartProcess) passes no context and is stopped by the lab instead.
+// command builds a command for the namespace. Run passes its context
+// (the command dies with it); a long-running process (StartProcess) passes
+// context.Background() and is stopped by the lab instead.
 func (h *Host) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx != context.Background() {
-		cmd = exec.CommandContext(ctx, name, args...)
-	} else {
-		cmd = exec.Command(name, args...)
-	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
