@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,10 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
@@ -48,46 +46,6 @@ func xdpMode() string {
 	return "native"
 }
 
-// requireXDP attaches an XDP_PASS program to h's eth0 in mode and takes it
-// off again: the daemon cannot run without it, and that is a property of
-// the machine.
-func requireXDP(t *testing.T, h *netlab.Host, mode string) {
-	t.Helper()
-	prog, err := ebpf.NewProgram(netlab.XDPPassSpec())
-	if err != nil {
-		skipIfUnsupported(t, "loading an XDP program", err)
-		t.Fatalf("load XDP probe: %v", err)
-	}
-	defer prog.Close()
-	flags := link.XDPGenericMode
-	if mode == "native" {
-		flags = link.XDPDriverMode
-	}
-	err = h.Do(func() error {
-		ifc, err := net.InterfaceByName(h.Link)
-		if err != nil {
-			return err
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
-		if err != nil {
-			return err
-		}
-		return l.Close()
-	})
-	if err != nil {
-		skipIfUnsupported(t, mode+" XDP on veth", err)
-		t.Fatalf("probe %s XDP on %s: %v", mode, h.Name, err)
-	}
-}
-
-func skipIfUnsupported(t *testing.T, what string, err error) {
-	t.Helper()
-	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, syscall.EOPNOTSUPP) ||
-		errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
-		t.Skipf("%s is not available here: %v", what, err)
-	}
-}
-
 func newClusterTest(t *testing.T) *clusterTest {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -106,11 +64,11 @@ func newClusterTest(t *testing.T) *clusterTest {
 	}
 	lab, err := Build(nl, Options{Bin: bin, Dir: dir, XDPMode: mode, Backends: true})
 	if err != nil {
-		skipIfUnsupported(t, "the lab", err)
+		e2etest.SkipIfUnsupported(t, "the lab", err)
 		t.Fatal(err)
 	}
 	t.Cleanup(lab.Close)
-	requireXDP(t, lab.A, mode)
+	e2etest.RequireXDP(t, lab.A, mode)
 	ct := &clusterTest{t: t, lab: lab, cfg: map[string]NodeConfig{
 		"a": {Name: "a", Priority: 200, Addr: AAddr.Addr(), KeyFile: lab.KeyFile},
 		"b": {Name: "b", Priority: 100, Addr: BAddr.Addr(), KeyFile: lab.KeyFile},
@@ -126,7 +84,7 @@ func newClusterTest(t *testing.T) *clusterTest {
 			}
 			for _, d := range []*Daemon{ct.a, ct.b} {
 				if d != nil {
-					t.Logf("daemon %s log, last 6 KiB:\n%s", d.Name, tailString(d.Proc.Logs(), 6144))
+					t.Logf("daemon %s log, last 6 KiB:\n%s", d.Name, e2etest.Tail(d.Proc.Logs(), 6144))
 				}
 			}
 		}
@@ -272,23 +230,6 @@ func (ct *clusterTest) arpOwner() (string, error) {
 	return "", fmt.Errorf("no neighbour entry for the VIP on the client")
 }
 
-func hasAddr(h *netlab.Host, ifname string) (bool, error) {
-	lk, err := h.Handle().LinkByName(ifname)
-	if err != nil {
-		return false, err
-	}
-	addrs, err := h.Handle().AddrList(lk, netlink.FAMILY_V4)
-	if err != nil {
-		return false, err
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == VIP {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 func (ct *clusterTest) httpGet(timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ct.t.Context(), timeout)
 	defer cancel()
@@ -307,7 +248,7 @@ func (ct *clusterTest) httpGet(timeout time.Duration) (string, error) {
 	}
 	head, body, _ := strings.Cut(string(b), "\r\n\r\n")
 	if !strings.HasPrefix(head, "HTTP/1.1 200") {
-		return "", fmt.Errorf("HTTP answer %q", tailString(string(b), 200))
+		return "", fmt.Errorf("HTTP answer %q", e2etest.Tail(string(b), 200))
 	}
 	return strings.TrimSpace(body), nil
 }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 )
 
@@ -68,7 +67,7 @@ type Lab struct {
 	Bin, Dir, XDPMode               string
 	KeyFile, WrongKeyFile           string
 	witnessLn                       net.Listener
-	servers                         []*echoServer
+	servers                         []*e2etest.EchoServer
 	mu                              sync.Mutex
 	hosts                           map[string]*netlab.Host
 	seq                             int
@@ -200,7 +199,7 @@ func (l *Lab) SetFlood(h *netlab.Host, on bool) error {
 // Close stops the lab's own servers (the netlab lab closes the rest).
 func (l *Lab) Close() {
 	for _, s := range l.servers {
-		s.close()
+		s.Stop()
 	}
 }
 
@@ -326,11 +325,9 @@ vips:
 
 // Daemon is `portcullis run` in an LB namespace.
 type Daemon struct {
+	*e2etest.Daemon
 	Name    string
-	Host    *netlab.Host
-	Proc    *netlab.Process
 	CfgPath string
-	Admin   *http.Client
 }
 
 // WriteConfig writes cfg for node name (by rename).
@@ -357,30 +354,22 @@ func (l *Lab) StartDaemon(h *netlab.Host, cfg string) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Name: h.Name, Host: h, Proc: proc, CfgPath: p, Admin: h.HTTPClient()}
-	d.Admin.Timeout = 3 * time.Second
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	d := &Daemon{Daemon: e2etest.NewDaemon(h, proc, AdminAddr, 3*time.Second), Name: h.Name, CfgPath: p}
+	d.LogTail = 4096
+	err = d.WaitReady(20*time.Second, func() error {
 		cv, err := d.Cluster()
-		if err == nil && cv.Enabled {
-			return d, nil
+		if err == nil && !cv.Enabled {
+			err = errors.New("cluster not enabled")
 		}
-		if proc.Exited() {
-			return nil, fmt.Errorf("daemon %s exited before it was ready: %v\n%s", h.Name, proc.Wait(), tailString(proc.Logs(), 4096))
-		}
-		if time.Now().After(deadline) {
+		return err
+	})
+	if err != nil {
+		if !proc.Exited() {
 			proc.Stop(time.Second)
-			return nil, fmt.Errorf("daemon %s not ready after 20s (last error %v)\n%s", h.Name, err, tailString(proc.Logs(), 4096))
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil, err
 	}
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return d, nil
 }
 
 // Crash is LAB.md's crash: link down, then kill -9 (the process group).
@@ -440,36 +429,17 @@ func (c ClusterView) Healthy(name string) bool {
 	return false
 }
 
-func (d *Daemon) getJSON(path string, v any) error {
-	resp, err := d.Admin.Get("http://" + AdminAddr + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
 // Cluster returns GET /api/v1/cluster.
 func (d *Daemon) Cluster() (ClusterView, error) {
 	var cv ClusterView
-	err := d.getJSON("/api/v1/cluster", &cv)
+	err := d.GetJSON("/api/v1/cluster", &cv)
 	return cv, err
 }
 
 // Release posts /api/v1/vips/{vip}/release, with the token if token is
 // not empty, and returns the status code.
 func (d *Daemon) Release(vip, token string) (int, string, error) {
-	req, err := http.NewRequest(http.MethodPost, "http://"+AdminAddr+"/api/v1/vips/"+vip+"/release", nil)
-	if err != nil {
-		return 0, "", err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := d.Admin.Do(req)
+	resp, err := d.Post("/api/v1/vips/"+vip+"/release", token, nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -486,12 +456,7 @@ func (d *Daemon) Reload(cfg string) error {
 	if err := os.Rename(d.CfgPath+".tmp", d.CfgPath); err != nil {
 		return err
 	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+AdminAddr+"/api/v1/reload", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+AdminToken)
-	resp, err := d.Admin.Do(req)
+	resp, err := d.Post("/api/v1/reload", AdminToken, nil)
 	if err != nil {
 		return err
 	}
@@ -503,84 +468,20 @@ func (d *Daemon) Reload(cfg string) error {
 	return nil
 }
 
-// Metrics is one scrape of /metrics: `name{k=v,...}` (labels sorted,
-// unquoted) → value.
-type Metrics map[string]float64
-
-// Metrics scrapes the admin /metrics.
-func (d *Daemon) Metrics() (Metrics, error) {
-	resp, err := d.Admin.Get("http://" + AdminAddr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := Metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[sampleKey(line[:i])] = v
-	}
-	return m, sc.Err()
-}
-
-func sampleKey(s string) string {
-	name, labels, ok := strings.Cut(s, "{")
-	if !ok {
-		return s
-	}
-	parts := strings.Split(strings.TrimSuffix(labels, "}"), ",")
-	kv := parts[:0]
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(p, "=")
-		kv = append(kv, k+"="+strings.Trim(v, `"`))
-	}
-	slices.Sort(kv)
-	return name + "{" + strings.Join(kv, ",") + "}"
-}
-
-// Get returns a sample; labels are "k=v" pairs.
-func (m Metrics) Get(name string, labels ...string) (float64, bool) {
-	slices.Sort(labels)
-	key := name
-	if len(labels) > 0 {
-		key += "{" + strings.Join(labels, ",") + "}"
-	}
-	v, ok := m[key]
-	return v, ok
-}
+// Metrics is one scrape of /metrics (Daemon.Metrics).
+type Metrics = e2etest.Metrics
 
 // LogLines returns the daemon's JSON log records whose msg contains sub.
 func (d *Daemon) LogLines(sub string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(d.Proc.Logs(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil {
-			if msg, _ := rec["msg"].(string); strings.Contains(msg, sub) {
-				out = append(out, rec)
-			}
-		}
-	}
-	return out
+	return d.LogRecords(func(msg string) bool { return strings.Contains(msg, sub) })
 }
 
 // HasVIP reports whether h holds the VIP on eth0.
-func HasVIP(h *netlab.Host) (bool, error) {
-	lk, err := h.Handle().LinkByName(h.Link)
+func HasVIP(h *netlab.Host) (bool, error) { return hasAddr(h, h.Link) }
+
+// hasAddr reports whether h holds the VIP on ifname.
+func hasAddr(h *netlab.Host, ifname string) (bool, error) {
+	lk, err := h.Handle().LinkByName(ifname)
 	if err != nil {
 		return false, err
 	}
@@ -611,76 +512,15 @@ func UnblockWitness(h *netlab.Host) error {
 	return h.Handle().RouteDel(&netlink.Route{Dst: witnessHost, Type: unix.RTN_BLACKHOLE})
 }
 
-// echoServer answers every line "X\n" with "NAME X\n".
-type echoServer struct {
-	name  string
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
 // ServeEcho serves the line echo on addr in h's namespace, answering with
-// h's name.
+// h's name; Close stops it.
 func (l *Lab) ServeEcho(h *netlab.Host, addr string) (io.Closer, error) {
-	ln, err := h.Listen("tcp", addr)
-	if err != nil {
+	s := e2etest.NewEchoServer(h, h.Name, addr)
+	if err := s.Start(); err != nil {
 		return nil, err
 	}
-	s := &echoServer{name: h.Name, ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Go(s.accept)
 	l.servers = append(l.servers, s)
-	return closerFunc(s.close), nil
-}
-
-type closerFunc func()
-
-func (f closerFunc) Close() error { f(); return nil }
-
-func (s *echoServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *echoServer) accept() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.conns == nil {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if _, err := io.WriteString(c, s.name+" "+line); err != nil {
-					return
-				}
-			}
-		})
-	}
+	return s, nil
 }
 
 // Flow is a client TCP connection through the VIP.
@@ -822,14 +662,5 @@ func FirstOKAfter(rs []Probe, t time.Time) (Probe, time.Duration, bool) {
 
 // WaitFor polls cond every 20 ms until it is true or within passes.
 func WaitFor(within time.Duration, cond func() bool) (time.Duration, bool) {
-	start := time.Now()
-	for {
-		if cond() {
-			return time.Since(start), true
-		}
-		if time.Since(start) > within {
-			return time.Since(start), false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return e2etest.WaitFor(within, cond)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
@@ -52,18 +53,14 @@ func TestDSRCheckOfAnIPv6VIP(t *testing.T) {
 	client := lab.AddHost("client", netip.MustParsePrefix("fd77::10/64"))
 	lb := lab.AddHost("lb", netip.MustParsePrefix("fd77::2/64"))
 	be := lab.AddHost("be1", netip.MustParsePrefix("fd77::21/64"))
-	requireGenericXDP(t, lb)
+	e2etest.RequireXDP(t, lb, "generic")
 	if err := lb.AddAddr(netip.PrefixFrom(vip6, 128), lb.Link); err != nil {
 		t.Fatal(err)
 	}
 	if err := be.MakeDSRBackend(vip6); err != nil {
 		t.Fatal(err)
 	}
-	s := &echoServer{name: "be1", host: be, addr: fmt.Sprintf("[::]:%d", vipPort)}
-	if err := s.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.stop)
+	e2etest.ServeEcho(t, be, "be1", fmt.Sprintf("[::]:%d", vipPort))
 	d := startDaemon(t, lb, bin, fmt.Sprintf(`node: {name: lb, interface: eth0}
 log: {format: json}
 admin: {listen: %q, token: %s}
@@ -80,8 +77,8 @@ healthchecks:
 `, adminAddr, adminToken, vip6, vipPort, be.MAC.String(), checkInterval, checkTimeout, checkFall, checkRise))
 	deadline := time.Now().Add(downBound(checkFall))
 	for time.Now().Before(deadline) {
-		if d.proc.Exited() {
-			t.Fatalf("the daemon died while checking an IPv6 DSR backend: %v", d.proc.Wait())
+		if d.Proc.Exited() {
+			t.Fatalf("the daemon died while checking an IPv6 DSR backend: %v", d.Proc.Wait())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,14 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-
 	"github.com/portcullis-lb/portcullis/internal/admin/dashboard"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
@@ -72,7 +68,7 @@ type lab struct {
 	client *netlab.Host
 	lb     *netlab.Host
 	bes    []*netlab.Host
-	srv    map[string]*echoServer
+	srv    map[string]*e2etest.EchoServer
 	d      *daemon
 }
 
@@ -86,13 +82,13 @@ func newLab(t *testing.T) *lab {
 	}
 	bin := testbin.Portcullis(t)
 	nl := netlab.New(t, netlab.Options{Prefix: labPrefix, StopGrace: 2 * time.Second})
-	l := &lab{lab: nl, srv: map[string]*echoServer{}}
+	l := &lab{lab: nl, srv: map[string]*e2etest.EchoServer{}}
 	l.client = nl.AddHost("client", clientAddr)
 	l.lb = nl.AddHost("lb", lbAddr)
 	for i, a := range beAddrs {
 		l.bes = append(l.bes, nl.AddHost(fmt.Sprintf("be%d", i+1), a))
 	}
-	requireGenericXDP(t, l.lb)
+	e2etest.RequireXDP(t, l.lb, "generic")
 	if err := l.lb.AddAddr(netip.PrefixFrom(vip, 32), l.lb.Link); err != nil {
 		t.Fatal(err)
 	}
@@ -100,16 +96,16 @@ func newLab(t *testing.T) *lab {
 		if err := be.MakeDSRBackend(vip); err != nil {
 			t.Fatal(err)
 		}
-		s := &echoServer{name: be.Name, host: be, addr: fmt.Sprintf("0.0.0.0:%d", vipPort)}
-		if err := s.start(); err != nil {
+		s := e2etest.NewEchoServer(be, be.Name, fmt.Sprintf("0.0.0.0:%d", vipPort))
+		if err := s.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(s.stop)
+		t.Cleanup(s.Stop)
 		l.srv[be.Name] = s
 	}
 	l.d = startDaemon(t, l.lb, bin, l.config())
 	// Every backend passes its first checks before a test starts.
-	eventually(t, "all backends up", 10*time.Second, 25*time.Millisecond, func() (bool, string) {
+	e2etest.Eventually(t, "all backends up", 10*time.Second, 25*time.Millisecond, func() (bool, string) {
 		return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "up"})
 	})
 	return l
@@ -167,7 +163,7 @@ func (l *lab) backendsAre(want map[string]string) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	m, err := scrape(l.d.admin, "http://"+adminAddr+"/metrics")
+	m, err := e2etest.Scrape(l.d.Admin, l.d.URL("/metrics"))
 	if err != nil {
 		return false, err.Error()
 	}
@@ -179,7 +175,7 @@ func (l *lab) backendsAre(want map[string]string) (bool, string) {
 			return false, "backend " + name + " missing from the dashboard"
 		}
 		total += b.Slots
-		up, ok := m.get("portcullis_l4_backend_up", "service=web", "backend="+name)
+		up, ok := m.Get("portcullis_l4_backend_up", "service=web", "backend="+name)
 		wantUp := map[string]float64{"up": 1, "down": 0}[w]
 		if b.Health.State != w || !ok || up != wantUp || (w == "down") != (b.Slots == 0) {
 			bad = append(bad, fmt.Sprintf("%s: state %s slots %d backend_up %v (present %v) detail %q",
@@ -214,8 +210,8 @@ func TestHealthToXDP(t *testing.T) {
 
 	t.Run("a stopped server is taken out of the table and returns when it restarts", func(t *testing.T) {
 		stopped := time.Now()
-		l.srv["be2"].stop()
-		took := eventually(t, "be2 down, its slots on be1 and be3", downBound(checkFall), 20*time.Millisecond, func() (bool, string) {
+		l.srv["be2"].Stop()
+		took := e2etest.Eventually(t, "be2 down, its slots on be1 and be3", downBound(checkFall), 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "down", "be3": "up"})
 		})
 		t.Logf("be2 down in the dashboard and the dataplane %v after its server stopped (interval %v × fall %d = %v; bound %v)",
@@ -247,10 +243,10 @@ func TestHealthToXDP(t *testing.T) {
 		}
 
 		restarted := time.Now()
-		if err := l.srv["be2"].start(); err != nil {
+		if err := l.srv["be2"].Start(); err != nil {
 			t.Fatal(err)
 		}
-		took = eventually(t, "be2 back up", downBound(checkRise), 20*time.Millisecond, func() (bool, string) {
+		took = e2etest.Eventually(t, "be2 back up", downBound(checkRise), 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "up"})
 		})
 		t.Logf("be2 up again %v after its server restarted (interval %v × rise %d)", took.Round(time.Millisecond), checkInterval, checkRise)
@@ -282,7 +278,7 @@ func TestHealthToXDP(t *testing.T) {
 		if name, err := oneConn(ctx, l.client, own, 2); err != nil || name != "be3" {
 			t.Fatalf("be3's own address %s: answered by %q, %v; want be3", own, name, err)
 		}
-		took := eventually(t, "be3 down", downBound(checkFall), 20*time.Millisecond, func() (bool, string) {
+		took := e2etest.Eventually(t, "be3 down", downBound(checkFall), 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "down"})
 		})
 		t.Logf("be3 down %v after the VIP left its lo", took.Round(time.Millisecond))
@@ -309,7 +305,7 @@ func TestHealthToXDP(t *testing.T) {
 		if err := be3.AddAddr(netip.PrefixFrom(vip, 32), "lo"); err != nil {
 			t.Fatal(err)
 		}
-		took = eventually(t, "be3 back up", downBound(checkRise), 20*time.Millisecond, func() (bool, string) {
+		took = e2etest.Eventually(t, "be3 back up", downBound(checkRise), 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "up"})
 		})
 		t.Logf("be3 up again %v after the VIP was back on its lo", took.Round(time.Millisecond))
@@ -349,15 +345,7 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 
 	drain := func(token string, drained bool) (int, string) {
 		body := fmt.Sprintf(`{"kind":"vip","group":"web","name":"be1","drained":%v}`, drained)
-		req, err := http.NewRequest(http.MethodPost, "http://"+adminAddr+"/api/v1/health/drain", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := l.d.admin.Do(req)
+		resp, err := l.d.Post("/api/v1/health/drain", token, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,7 +382,7 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 		if code, body := drain(adminToken, true); code != http.StatusOK {
 			t.Fatalf("drain: %d %s", code, body)
 		}
-		eventually(t, "be1 drained in the dashboard and out of the table", 5*time.Second, 20*time.Millisecond, func() (bool, string) {
+		e2etest.Eventually(t, "be1 drained in the dashboard and out of the table", 5*time.Second, 20*time.Millisecond, func() (bool, string) {
 			dash, err := l.d.dashboard()
 			if err != nil {
 				return false, err.Error()
@@ -427,7 +415,7 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 			t.Errorf("be1's dashboard history entry %q says drained=false, want true (the daemon's healthOf does not copy Transition.Drained)", entry.Reason)
 		}
 		var hs healthSnapshot
-		if err := getJSON(l.d.admin, "http://"+adminAddr+"/api/v1/health", &hs); err != nil {
+		if err := e2etest.GetJSON(l.d.Admin, l.d.URL("/api/v1/health"), &hs); err != nil {
 			t.Fatal(err)
 		}
 		if st := hs.target("vip", "web", "be1"); st == nil {
@@ -435,11 +423,11 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 		} else if !st.Drained || st.State != "up" || len(st.History) == 0 || !st.History[len(st.History)-1].Drained {
 			t.Errorf("GET /api/v1/health vip/web/be1: state %s drained %v history %+v, want up, drained, last entry drained", st.State, st.Drained, st.History)
 		}
-		m, err := scrape(l.d.admin, "http://"+adminAddr+"/metrics")
+		m, err := e2etest.Scrape(l.d.Admin, l.d.URL("/metrics"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if up, _ := m.get("portcullis_l4_backend_up", "service=web", "backend=be1"); up != 1 {
+		if up, _ := m.Get("portcullis_l4_backend_up", "service=web", "backend=be1"); up != 1 {
 			t.Errorf("drained be1: portcullis_l4_backend_up = %v, want 1 (drained is not down)", up)
 		}
 		exchangeAll("be1 drained")
@@ -459,7 +447,7 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 		if code, body := drain(adminToken, false); code != http.StatusOK {
 			t.Fatalf("undrain: %d %s", code, body)
 		}
-		eventually(t, "be1 undrained", 5*time.Second, 20*time.Millisecond, func() (bool, string) {
+		e2etest.Eventually(t, "be1 undrained", 5*time.Second, 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "up"})
 		})
 		res := runConns(ctx, l.client, web, 100, 8, 2)
@@ -474,46 +462,9 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 	})
 }
 
-// requireGenericXDP attaches an XDP_PASS program to h's eth0 in generic
-// mode and detaches it: without it the daemon could not start, and that is
-// a property of the machine, not a bug.
-func requireGenericXDP(t *testing.T, h *netlab.Host) {
-	t.Helper()
-	prog, err := ebpf.NewProgram(netlab.XDPPassSpec())
-	if err != nil {
-		skipIfUnsupported(t, "loading an XDP program", err)
-		t.Fatalf("load XDP probe: %v", err)
-	}
-	defer prog.Close()
-	err = h.Do(func() error {
-		ifc, err := net.InterfaceByName(h.Link)
-		if err != nil {
-			return err
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPGenericMode})
-		if err != nil {
-			return err
-		}
-		return l.Close()
-	})
-	if err != nil {
-		skipIfUnsupported(t, "generic XDP on veth", err)
-		t.Fatalf("probe generic XDP on %s: %v", h.Name, err)
-	}
-}
-
-func skipIfUnsupported(t *testing.T, what string, err error) {
-	t.Helper()
-	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, syscall.EOPNOTSUPP) ||
-		errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
-		t.Skipf("%s is not available here: %v", what, err)
-	}
-}
-
 // daemon is `portcullis run` in the lb namespace.
 type daemon struct {
-	proc  *netlab.Process
-	admin *http.Client // dials inside the lb namespace
+	*e2etest.Daemon
 }
 
 func startDaemon(t *testing.T, lb *netlab.Host, bin, cfg string) *daemon {
@@ -522,104 +473,15 @@ func startDaemon(t *testing.T, lb *netlab.Host, bin, cfg string) *daemon {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{admin: lb.HTTPClient()}
-	d.admin.Timeout = 5 * time.Second
-	d.proc = lb.Start(t, bin, "run", "--config", path, "--watch=false")
-	eventually(t, "daemon ready", 20*time.Second, 20*time.Millisecond, func() (bool, string) {
-		if d.proc.Exited() {
-			t.Fatalf("daemon exited before it was ready: %v\n%s", d.proc.Wait(), d.proc.Logs())
-		}
-		resp, err := d.admin.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	return d
+	return &daemon{e2etest.StartDaemon(t, lb, bin, path, adminAddr)}
 }
 
 func (d *daemon) dashboard() (*dashboard.Data, error) {
 	var out dashboard.Data
-	if err := getJSON(d.admin, "http://"+adminAddr+"/api/v1/dashboard", &out); err != nil {
+	if err := e2etest.GetJSON(d.Admin, d.URL("/api/v1/dashboard"), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
-}
-
-// echoServer answers every line "MSG\n" with "NAME MSG\n" on addr in its
-// host's namespace; stop closes the listener and every connection, start
-// listens again.
-type echoServer struct {
-	name string
-	host *netlab.Host
-	addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func (s *echoServer) start() error {
-	ln, err := s.host.Listen("tcp", s.addr)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.ln, s.conns = ln, map[net.Conn]struct{}{}
-	s.mu.Unlock()
-	s.wg.Go(func() { s.accept(ln) })
-	return nil
-}
-
-func (s *echoServer) stop() {
-	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *echoServer) accept(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.conns == nil {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if _, err := io.WriteString(c, s.name+" "+line); err != nil {
-					return
-				}
-			}
-		})
-	}
 }
 
 // flow is one client connection and the backend that answers it.

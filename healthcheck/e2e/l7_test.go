@@ -22,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/portcullis-lb/portcullis/internal/admin/dashboard"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
@@ -97,7 +98,7 @@ func startLoopDaemon(t *testing.T, cfg string) *loopDaemon {
 			t.Logf("config:\n%s\ndaemon log:\n%s", cfg, d.log())
 		}
 	})
-	eventually(t, "daemon ready", 15*time.Second, 20*time.Millisecond, func() (bool, string) {
+	e2etest.Eventually(t, "daemon ready", 15*time.Second, 20*time.Millisecond, func() (bool, string) {
 		select {
 		case err := <-d.done:
 			t.Fatalf("daemon exited: %v\n%s", err, d.log())
@@ -115,7 +116,7 @@ func startLoopDaemon(t *testing.T, cfg string) *loopDaemon {
 
 func (d *loopDaemon) dashboard() (*dashboard.Data, error) {
 	var out dashboard.Data
-	if err := getJSON(d.http, d.adminBase+"/api/v1/dashboard", &out); err != nil {
+	if err := e2etest.GetJSON(d.http, d.adminBase+"/api/v1/dashboard", &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -259,7 +260,7 @@ healthchecks:
 			return len(bad) == 0, strings.Join(bad, "; ")
 		}
 	}
-	eventually(t, "all upstreams checked up", 5*time.Second, 20*time.Millisecond, state("up"))
+	e2etest.Eventually(t, "all upstreams checked up", 5*time.Second, 20*time.Millisecond, state("up"))
 	for _, u := range ups {
 		if u.checks.Load() == 0 {
 			t.Errorf("%s got no health check on /healthz", u.name)
@@ -283,7 +284,7 @@ healthchecks:
 	t.Run("an upstream answering 500 leaves the pool", func(t *testing.T) {
 		flipped = time.Now()
 		ups[1].failing.Store(true)
-		took := eventually(t, "u2 down and out of the pool", 2*time.Second, 10*time.Millisecond, state("down"))
+		took := e2etest.Eventually(t, "u2 down and out of the pool", 2*time.Second, 10*time.Millisecond, state("down"))
 		t.Logf("u2 out of the pool %v after it started failing (interval 100ms, fall 1)", took.Round(time.Millisecond))
 		before := ups[1].served.Load()
 		byBody, byStatus, err := d.requests(60)
@@ -302,7 +303,7 @@ healthchecks:
 	t.Run("it comes back when it recovers", func(t *testing.T) {
 		recovered := time.Now()
 		ups[1].failing.Store(false)
-		took := eventually(t, "u2 up and back in the pool", 2*time.Second, 10*time.Millisecond, state("up"))
+		took := e2etest.Eventually(t, "u2 up and back in the pool", 2*time.Second, 10*time.Millisecond, state("up"))
 		t.Logf("u2 back in the pool %v after it recovered (rise 1)", took.Round(time.Millisecond))
 		before := ups[1].served.Load()
 		byBody, byStatus, err := d.requests(60)
@@ -458,7 +459,7 @@ discovery:
 	}
 
 	t.Run("the discovered set replaces the static endpoints", func(t *testing.T) {
-		took := eventually(t, "requests reach d2 only", 5*time.Second, 20*time.Millisecond, onlyFrom("d2"))
+		took := e2etest.Eventually(t, "requests reach d2 only", 5*time.Second, 20*time.Millisecond, onlyFrom("d2"))
 		t.Logf("pool on the DNS answer %v after the daemon was ready", took.Round(time.Millisecond))
 		st, errText, n, err := discoveryState()
 		if err != nil || st != "ok" || n != 1 {
@@ -470,10 +471,10 @@ discovery:
 
 	t.Run("a changed answer moves the pool", func(t *testing.T) {
 		ns.set("127.0.0.3")
-		took := eventually(t, "requests reach d3 only", 6*time.Second, 50*time.Millisecond, onlyFrom("d3"))
+		took := e2etest.Eventually(t, "requests reach d3 only", 6*time.Second, 50*time.Millisecond, onlyFrom("d3"))
 		t.Logf("pool followed the DNS change in %v (TTL 1s, throttle 200ms)", took.Round(time.Millisecond))
 		ns.set("127.0.0.2", "127.0.0.3")
-		took = eventually(t, "requests reach d2 and d3", 6*time.Second, 50*time.Millisecond, func() (bool, string) {
+		took = e2etest.Eventually(t, "requests reach d2 and d3", 6*time.Second, 50*time.Millisecond, func() (bool, string) {
 			byBody, byStatus, err := d.requests(10)
 			if err != nil {
 				return false, err.Error()
@@ -482,13 +483,13 @@ discovery:
 		})
 		t.Logf("pool grew to both in %v", took.Round(time.Millisecond))
 		ns.set("127.0.0.3")
-		eventually(t, "requests reach d3 only again", 6*time.Second, 50*time.Millisecond, onlyFrom("d3"))
+		e2etest.Eventually(t, "requests reach d3 only again", 6*time.Second, 50*time.Millisecond, onlyFrom("d3"))
 	})
 
 	t.Run("the DNS server gone: the pool keeps its last set, shown stale", func(t *testing.T) {
 		ns.stop()
 		stopped := time.Now()
-		took := eventually(t, "discovery stale", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		took := e2etest.Eventually(t, "discovery stale", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
 			st, errText, n, err := discoveryState()
 			if err != nil {
 				return false, err.Error()
@@ -497,7 +498,7 @@ discovery:
 		})
 		t.Logf("discovery stale %v after the DNS server stopped", took.Round(time.Millisecond))
 		var hs healthSnapshot
-		if err := getJSON(d.http, d.adminBase+"/api/v1/health", &hs); err != nil {
+		if err := e2etest.GetJSON(d.http, d.adminBase+"/api/v1/health", &hs); err != nil {
 			t.Fatal(err)
 		}
 		if len(hs.Discovery) != 1 || hs.Discovery[0].State != "stale" {

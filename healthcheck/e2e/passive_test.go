@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
 // TestPassiveSignalsEjectAndActiveChecksRestore: the proxy's own answers
@@ -55,7 +57,7 @@ healthchecks:
 `)
 	p2 := ups[1]
 	// Everything up first.
-	eventually(t, "three endpoints up", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+	e2etest.Eventually(t, "three endpoints up", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
 		dash, err := d.dashboard()
 		if err != nil {
 			return false, err.Error()
@@ -95,7 +97,7 @@ healthchecks:
 
 	// Recovery comes from the active check only.
 	p2.failing.Store(false)
-	eventually(t, "the active check to restore p2", 10*time.Second, 100*time.Millisecond, func() (bool, string) {
+	e2etest.Eventually(t, "the active check to restore p2", 10*time.Second, 100*time.Millisecond, func() (bool, string) {
 		dash, err := d.dashboard()
 		if err != nil {
 			return false, err.Error()

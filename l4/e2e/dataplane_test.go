@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
@@ -50,7 +51,7 @@ func testMode(t *testing.T, bin, mode string) {
 			t.Errorf("log records \"XDP attached\": %v, want one with interface=eth0 mode=%s", recs, mode)
 		}
 		m := d.metrics(t)
-		if v, _ := m.get("portcullis_l4_xdp_attached", "mode="+mode); v != 1 {
+		if v, _ := m.Get("portcullis_l4_xdp_attached", "mode="+mode); v != 1 {
 			t.Errorf("portcullis_l4_xdp_attached{mode=%q} = %v, want 1", mode, v)
 		}
 		// And the kernel agrees (a flagless attach could have fallen
@@ -126,9 +127,9 @@ func testMode(t *testing.T, bin, mode string) {
 		}
 		m := d.metrics(t)
 		total := balanced["be1"] + balanced["be2"]
-		newFlows, _ := m.get("portcullis_l4_service_new_flows_total", "service=web")
-		packets, _ := m.get("portcullis_l4_service_packets_total", "service=web")
-		bytes, _ := m.get("portcullis_l4_service_bytes_total", "service=web")
+		newFlows, _ := m.Get("portcullis_l4_service_new_flows_total", "service=web")
+		packets, _ := m.Get("portcullis_l4_service_packets_total", "service=web")
+		bytes, _ := m.Get("portcullis_l4_service_bytes_total", "service=web")
 		if newFlows != float64(total) {
 			t.Errorf("service web new_flows = %v, want %d (one per connection)", newFlows, total)
 		}
@@ -141,24 +142,24 @@ func testMode(t *testing.T, bin, mode string) {
 			t.Errorf("service web bytes = %v for %v packets, want >= 54 per packet", bytes, packets)
 		}
 		for _, be := range []string{"be1", "be2"} {
-			v, _ := m.get("portcullis_l4_backend_new_flows_total", "service=web", "backend="+be)
+			v, _ := m.Get("portcullis_l4_backend_new_flows_total", "service=web", "backend="+be)
 			if v != float64(balanced[be]) {
 				t.Errorf("backend %s new_flows = %v, want %d (the connections it answered)", be, v, balanced[be])
 			}
-			if up, ok := m.get("portcullis_l4_backend_up", "service=web", "backend="+be); !ok || up != 1 {
+			if up, ok := m.Get("portcullis_l4_backend_up", "service=web", "backend="+be); !ok || up != 1 {
 				t.Errorf("portcullis_l4_backend_up{backend=%s} = %v (present %v), want 1", be, up, ok)
 			}
 		}
 		for _, drop := range []string{"drop_no_backend", "drop_bad_backend"} {
-			if v, _ := m.get("portcullis_l4_service_"+drop+"_total", "service=web"); v != 0 {
+			if v, _ := m.Get("portcullis_l4_service_"+drop+"_total", "service=web"); v != 0 {
 				t.Errorf("service web %s = %v, want 0", drop, v)
 			}
 		}
 		total6 := balanced6["be1"] + balanced6["be2"]
-		if v, _ := m.get("portcullis_l4_service_new_flows_total", "service=web6"); v != float64(total6) {
+		if v, _ := m.Get("portcullis_l4_service_new_flows_total", "service=web6"); v != float64(total6) {
 			t.Errorf("service web6 new_flows = %v, want %d", v, total6)
 		}
-		if v, ok := m.get("portcullis_l4_conntrack_capacity"); !ok || v != 16384 {
+		if v, ok := m.Get("portcullis_l4_conntrack_capacity"); !ok || v != 16384 {
 			t.Errorf("portcullis_l4_conntrack_capacity = %v (present %v), want 16384", v, ok)
 		}
 	})
@@ -171,7 +172,7 @@ func testMode(t *testing.T, bin, mode string) {
 		defer closeAll(open)
 		t.Logf("open before reload: %v", count)
 
-		be2Lines := tp.servers["be2"].lines.Load()
+		be2Lines := tp.servers["be2"].Lines.Load()
 		d.reload(t, daemonConfig(tp, mode, be2Removed))
 		st := d.status(t)
 		if st.L4 == nil {
@@ -219,7 +220,7 @@ func testMode(t *testing.T, bin, mode string) {
 			}
 		}
 		t.Logf("be2's %d connections after reload: %d reset, %d timed out", count["be2"], resets, timeouts)
-		if got := tp.servers["be2"].lines.Load(); got != be2Lines {
+		if got := tp.servers["be2"].Lines.Load(); got != be2Lines {
 			t.Errorf("be2 received %d lines after it was removed, want none", got-be2Lines)
 		}
 		// be1's connections keep going.
@@ -241,10 +242,10 @@ func testMode(t *testing.T, bin, mode string) {
 		}
 
 		m := d.metrics(t)
-		if v, _ := m.get("portcullis_l4_service_conntrack_repicks_total", "service=web"); v < float64(count["be2"]) {
+		if v, _ := m.Get("portcullis_l4_service_conntrack_repicks_total", "service=web"); v < float64(count["be2"]) {
 			t.Errorf("service web conntrack_repicks = %v, want >= %d (one per be2 connection)", v, count["be2"])
 		}
-		if _, ok := m.get("portcullis_l4_backend_new_flows_total", "service=web", "backend=be2"); ok {
+		if _, ok := m.Get("portcullis_l4_backend_new_flows_total", "service=web", "backend=be2"); ok {
 			t.Errorf("metrics still list backend be2 after it was removed")
 		}
 	})
@@ -308,7 +309,7 @@ func testMode(t *testing.T, bin, mode string) {
 			t.Errorf("new connections with be2 drained went to %v, want all %d on be1", res.perBackend, n)
 		}
 		m := d.metrics(t)
-		if up, _ := m.get("portcullis_l4_backend_up", "service=web", "backend=be2"); up != 1 {
+		if up, _ := m.Get("portcullis_l4_backend_up", "service=web", "backend=be2"); up != 1 {
 			t.Errorf("drained be2: portcullis_l4_backend_up = %v, want 1 (drained is not down)", up)
 		}
 		t.Logf("open across the drain: %v", count)
@@ -324,7 +325,7 @@ func testMode(t *testing.T, bin, mode string) {
 		// daemon is down: the LB's own stack would reset them.
 		d.reload(t, daemonConfig(tp, mode, be2Serving))
 		held, _ = openOnBoth(t, tp, web)
-		if err := d.proc.Stop(5 * time.Second); err != nil {
+		if err := d.Proc.Stop(5 * time.Second); err != nil {
 			t.Errorf("daemon exit after SIGTERM: %v", err)
 		}
 		if len(d.logLines("XDP detached")) != 1 {
@@ -355,7 +356,7 @@ func testMode(t *testing.T, bin, mode string) {
 			}
 		}
 		m := d.metrics(t)
-		if v, _ := m.get("portcullis_l4_service_conntrack_misses_non_syn_total", "service=web"); v < float64(len(held)) {
+		if v, _ := m.Get("portcullis_l4_service_conntrack_misses_non_syn_total", "service=web"); v < float64(len(held)) {
 			t.Errorf("service web conntrack_misses_non_syn = %v, want >= %d", v, len(held))
 		}
 	})
@@ -407,9 +408,9 @@ func xdpAttachMode(t *testing.T, tp *topo) uint32 {
 	return 0
 }
 
-func delta(before, after metrics, name string, labels ...string) float64 {
-	a, _ := after.get(name, labels...)
-	b, _ := before.get(name, labels...)
+func delta(before, after e2etest.Metrics, name string, labels ...string) float64 {
+	a, _ := after.Get(name, labels...)
+	b, _ := before.Get(name, labels...)
 	return a - b
 }
 

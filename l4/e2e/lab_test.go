@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,19 +13,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 )
 
@@ -69,7 +63,7 @@ const (
 type topo struct {
 	lab                  *netlab.Lab
 	client, lb, be1, be2 *netlab.Host
-	servers              map[string]*echoServer // by host name, "/v6" for the IPv6 VIP
+	servers              map[string]*e2etest.EchoServer // by host name, "/v6" for the IPv6 VIP
 }
 
 // newTopo builds the lab for an XDP attach mode ("native" or "generic").
@@ -90,9 +84,9 @@ func newTopo(t *testing.T, mode string) *topo {
 		lb:      lab.AddHost("lb", lbAddr, lbAddr6),
 		be1:     lab.AddHost("be1", be1Addr, be1Addr6),
 		be2:     lab.AddHost("be2", be2Addr, be2Addr6),
-		servers: map[string]*echoServer{},
+		servers: map[string]*e2etest.EchoServer{},
 	}
-	requireXDP(t, tp.lb, mode)
+	e2etest.RequireXDP(t, tp.lb, mode)
 
 	for _, vip := range []netip.Addr{vipWeb, vipLocal, vipWeb6} {
 		if err := tp.lb.AddAddr(netip.PrefixFrom(vip, vip.BitLen()), tp.lb.Link); err != nil {
@@ -113,131 +107,18 @@ func newTopo(t *testing.T, mode string) *topo {
 			}
 		}
 		if _, err := tp.lb.AttachXDPPass(); err != nil {
-			skipIfUnsupported(t, "native XDP on the LB's bridge-side veth peer", err)
+			e2etest.SkipIfUnsupported(t, "native XDP on the LB's bridge-side veth peer", err)
 			t.Fatal(err)
 		}
 	}
 
 	vipAddr := func(a netip.Addr) string { return netip.AddrPortFrom(a, vipPort).String() }
-	tp.servers["be1"] = serveEcho(t, tp.be1, "be1", vipAddr(vipWeb))
-	tp.servers["be2"] = serveEcho(t, tp.be2, "be2", vipAddr(vipWeb))
-	tp.servers["be1/v6"] = serveEcho(t, tp.be1, "be1", vipAddr(vipWeb6))
-	tp.servers["be2/v6"] = serveEcho(t, tp.be2, "be2", vipAddr(vipWeb6))
-	tp.servers["lb"] = serveEcho(t, tp.lb, "lb", vipAddr(vipLocal))
+	tp.servers["be1"] = e2etest.ServeEcho(t, tp.be1, "be1", vipAddr(vipWeb))
+	tp.servers["be2"] = e2etest.ServeEcho(t, tp.be2, "be2", vipAddr(vipWeb))
+	tp.servers["be1/v6"] = e2etest.ServeEcho(t, tp.be1, "be1", vipAddr(vipWeb6))
+	tp.servers["be2/v6"] = e2etest.ServeEcho(t, tp.be2, "be2", vipAddr(vipWeb6))
+	tp.servers["lb"] = e2etest.ServeEcho(t, tp.lb, "lb", vipAddr(vipLocal))
 	return tp
-}
-
-// requireXDP attaches an XDP_PASS program to h's eth0 in mode and takes it
-// off again: the daemon would fail to start without it, and that is a
-// property of the machine, not a bug to report.
-func requireXDP(t *testing.T, h *netlab.Host, mode string) {
-	t.Helper()
-	prog, err := ebpf.NewProgram(netlab.XDPPassSpec())
-	if err != nil {
-		skipIfUnsupported(t, "loading an XDP program", err)
-		t.Fatalf("load XDP probe: %v", err)
-	}
-	defer prog.Close()
-	flags := link.XDPGenericMode
-	if mode == "native" {
-		flags = link.XDPDriverMode
-	}
-	err = h.Do(func() error {
-		ifc, err := net.InterfaceByName(h.Link)
-		if err != nil {
-			return err
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: flags})
-		if err != nil {
-			return err
-		}
-		return l.Close()
-	})
-	if err != nil {
-		skipIfUnsupported(t, mode+" XDP on veth", err)
-		t.Fatalf("probe %s XDP on %s: %v", mode, h.Name, err)
-	}
-}
-
-func skipIfUnsupported(t *testing.T, what string, err error) {
-	t.Helper()
-	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, syscall.EOPNOTSUPP) ||
-		errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOSYS) {
-		t.Skipf("%s is not available here: %v", what, err)
-	}
-}
-
-// echoServer answers every line "MSG\n" with "NAME MSG\n", so the client
-// learns which host holds the connection from every reply.
-type echoServer struct {
-	name string
-	ln   net.Listener
-	// lines counts lines received, over all connections.
-	lines atomic.Int64
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-// serveEcho listens on addr inside h's namespace. Its cleanup closes the
-// listener and every accepted connection (an open socket would keep the
-// namespace alive after the lab is gone) and waits for its goroutines.
-func serveEcho(t *testing.T, h *netlab.Host, name, addr string) *echoServer {
-	t.Helper()
-	ln, err := h.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &echoServer{name: name, ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Go(s.accept)
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
-		}
-		s.conns = nil
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
-	return s
-}
-
-func (s *echoServer) accept() {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.conns == nil {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				s.lines.Add(1)
-				if _, err := io.WriteString(c, s.name+" "+line); err != nil {
-					return
-				}
-			}
-		})
-	}
 }
 
 // flow is one client connection to a VIP and the host that answers it.
@@ -441,34 +322,16 @@ vips:
 
 // lbDaemon is `portcullis run` in the lb namespace.
 type lbDaemon struct {
-	proc    *netlab.Process
+	*e2etest.Daemon
 	cfgPath string
-	admin   *http.Client // dials inside the lb namespace
 }
 
 func startDaemon(t *testing.T, lb *netlab.Host, bin, cfg string) *lbDaemon {
 	t.Helper()
-	d := &lbDaemon{cfgPath: filepath.Join(t.TempDir(), "portcullis.yaml"), admin: lb.HTTPClient()}
-	d.admin.Timeout = 5 * time.Second
+	d := &lbDaemon{cfgPath: filepath.Join(t.TempDir(), "portcullis.yaml")}
 	d.writeConfig(t, cfg)
-	d.proc = lb.Start(t, bin, "run", "--config", d.cfgPath, "--watch=false")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := d.admin.Get("http://" + adminAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d
-			}
-		}
-		if d.proc.Exited() {
-			t.Fatalf("daemon exited before it was ready: %v\n%s", d.proc.Wait(), d.proc.Logs())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 20s (last error %v)\n%s", err, d.proc.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.Daemon = e2etest.StartDaemon(t, lb, bin, d.cfgPath, adminAddr)
+	return d
 }
 
 // writeConfig replaces the config file by rename, as config managers do.
@@ -490,18 +353,18 @@ func (d *lbDaemon) reload(t *testing.T, cfg string) {
 	t.Helper()
 	d.writeConfig(t, cfg)
 	want := config.DigestOf([]byte(cfg))
-	if err := d.proc.Kill(syscall.SIGHUP); err != nil {
+	if err := d.Proc.Kill(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var st status
-		err := d.getJSON("/api/v1/status", &st)
+		err := d.GetJSON("/api/v1/status", &st)
 		if err == nil && st.Config.Digest == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("reload not applied after 10s (last error %v, running digest %s)\n%s", err, st.Config.Digest, d.proc.Logs())
+			t.Fatalf("reload not applied after 10s (last error %v, running digest %s)\n%s", err, st.Config.Digest, d.Proc.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -512,12 +375,7 @@ func (d *lbDaemon) reload(t *testing.T, cfg string) {
 func (d *lbDaemon) reloadByAPI(t *testing.T, cfg string) {
 	t.Helper()
 	d.writeConfig(t, cfg)
-	req, err := http.NewRequest(http.MethodPost, "http://"+adminAddr+"/api/v1/reload", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := d.admin.Do(req)
+	resp, err := d.Post("/api/v1/reload", adminToken, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,22 +413,10 @@ type status struct {
 	} `json:"l4"`
 }
 
-func (d *lbDaemon) getJSON(path string, v any) error {
-	resp, err := d.admin.Get("http://" + adminAddr + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
 func (d *lbDaemon) status(t *testing.T) status {
 	t.Helper()
 	var st status
-	if err := d.getJSON("/api/v1/status", &st); err != nil {
+	if err := d.GetJSON("/api/v1/status", &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -578,78 +424,14 @@ func (d *lbDaemon) status(t *testing.T) status {
 
 // logLines returns the daemon's JSON log records whose msg is msg.
 func (d *lbDaemon) logLines(msg string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(d.proc.Logs(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
+	return d.LogRecords(func(m string) bool { return m == msg })
 }
 
-// metrics is one scrape of /metrics: sample name plus its labels in
-// sorted "k=v,k=v" form → value.
-type metrics map[string]float64
-
-func (d *lbDaemon) metrics(t *testing.T) metrics {
+func (d *lbDaemon) metrics(t *testing.T) e2etest.Metrics {
 	t.Helper()
-	resp, err := d.admin.Get("http://" + adminAddr + "/metrics")
+	m, err := d.Metrics()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	m := metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[sampleKey(line[:i])] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
 	return m
-}
-
-// sampleKey normalises `name{b="2",a="1"}` to `name{a=1,b=2}`. Label
-// values here never hold commas or escaped quotes.
-func sampleKey(s string) string {
-	name, labels, ok := strings.Cut(s, "{")
-	if !ok {
-		return s
-	}
-	parts := strings.Split(strings.TrimSuffix(labels, "}"), ",")
-	kv := parts[:0]
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(p, "=")
-		kv = append(kv, k+"="+strings.Trim(v, `"`))
-	}
-	slices.Sort(kv)
-	return name + "{" + strings.Join(kv, ",") + "}"
-}
-
-// get returns a sample; labels are "k=v" pairs. ok is false if absent.
-func (m metrics) get(name string, labels ...string) (float64, bool) {
-	slices.Sort(labels)
-	key := name
-	if len(labels) > 0 {
-		key += "{" + strings.Join(labels, ",") + "}"
-	}
-	v, ok := m[key]
-	return v, ok
 }
