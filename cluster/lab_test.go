@@ -100,7 +100,7 @@ func (l *lab) opts(name string, prio int) Options {
 	}
 	return Options{
 		Name: name, Priority: prio, Bind: hostIPs[name] + ":7946", Peers: peers, Key: key1,
-		Profile: FastProfile(), Interface: "eth0",
+		Profile: testProfile(), Interface: "eth0",
 		VIPs:        []VIP{{Name: "web", Addr: vip}},
 		GARP:        GARPConfig{Count: 3, Interval: 100 * time.Millisecond},
 		HealthPoll:  100 * time.Millisecond,
@@ -531,4 +531,16 @@ func gauge(g prometheus.Gauge) float64 {
 		return -1
 	}
 	return m.GetGauge().GetValue()
+}
+
+// testProfile is the fast profile with more slack for 2 busy cores: a probe
+// that misses its 100 ms timeout because the test machine is loaded must not
+// be taken for a dead node (which, right after a restart, makes the
+// returning node claim a non-preemptive VIP). Detection takes ~1–1.5 s.
+func testProfile() Profile {
+	p := FastProfile()
+	p.ProbeInterval = 300 * time.Millisecond
+	p.ProbeTimeout = 200 * time.Millisecond
+	p.SuspicionMult = 3
+	return p
 }

@@ -5,8 +5,9 @@
 # opens N (default 10000) HTTP/1.1 connections that each made one request
 # and now sit idle (bench/l7/idleconns), and reports the proxy's RSS growth
 # per connection. Modes (MODES, default "nethttp lean haproxy"):
-#   nethttp  the L7 engine behind net/http's server (what l7/listen runs)
-#   lean     the L7 engine behind the lean HTTP/1.1 server
+#   nethttp  the L7 engine behind net/http's server (listener server: stdlib)
+#   lean     the L7 engine behind the lean HTTP/1.1 server (l7/listen's
+#            default for cleartext listeners)
 #   haproxy  HAProxy 2.6 with the harness's config, for scale
 # Every process is started here, tracked by PID and stopped on exit; the
 # client holds the connections for HOLD seconds (default 6), then closes.
@@ -42,6 +43,7 @@ l7:
   routes:
     - {name: all, pool: p}
 YAML
+sed 's|address: "127.0.0.1:18185"}|address: "127.0.0.1:18185", server: stdlib}|' "$RUN/cfg.yaml" >"$RUN/cfg-stdlib.yaml"
 # HAProxy asks for 2×maxconn+17 descriptors and refuses to start beyond the
 # hard limit (20000 here), so it gets at most (hard-17)/2 connections.
 HMAX=$(( ($(ulimit -Hn) - 17) / 2 ))
@@ -71,8 +73,8 @@ sleep 0.5
 printf '%-8s %8s %10s %10s %12s\n' mode conns rss0_MB rss1_MB bytes/conn
 for m in $MODES; do
 	case $m in
-	nethttp) setsid env GOMAXPROCS=2 "$RUN/cand" -config "$RUN/cfg.yaml" -pprof 127.0.0.1:18992 >"$RUN/$m.log" 2>&1 & addr=127.0.0.1:18185 ;;
-	lean) setsid env GOMAXPROCS=2 "$RUN/cand" -config "$RUN/cfg.yaml" -pprof 127.0.0.1:18992 -lean-h1 h1=127.0.0.1:18187 >"$RUN/$m.log" 2>&1 & addr=127.0.0.1:18187 ;;
+	nethttp) setsid env GOMAXPROCS=2 "$RUN/cand" -config "$RUN/cfg-stdlib.yaml" -pprof 127.0.0.1:18992 >"$RUN/$m.log" 2>&1 & addr=127.0.0.1:18185 ;;
+	lean) setsid env GOMAXPROCS=2 "$RUN/cand" -config "$RUN/cfg.yaml" -pprof 127.0.0.1:18992 >"$RUN/$m.log" 2>&1 & addr=127.0.0.1:18185 ;;
 	haproxy) setsid haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/$m.log" 2>&1 & addr=127.0.0.1:18186 ;;
 	esac
 	pid=$!

@@ -10,8 +10,11 @@
 # (ROUNDS, PATHS, TARGETS, PROTOS, ...) passes through.
 #
 #   ROUNDS=2 ./bench/l7/run.sh 6
-#   LEAN_H1=1 ./bench/l7/run.sh 6   # the h1 listener on the lean HTTP/1.1
-#                                    # server (bench/l7/candidate), h2 as usual
+#   H1_SERVER=stdlib ./bench/l7/run.sh 6  # the h1 listener on net/http's
+#                                          # server (listener `server: stdlib`)
+#
+# The h1 listener is cleartext without h2c, so l7/listen serves it with the
+# lean HTTP/1.1 server (l7/internal/h1) unless H1_SERVER=stdlib.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
@@ -23,7 +26,10 @@ export CANDIDATE_H1=${CANDIDATE_H1:-127.0.0.1:18085}
 export CANDIDATE_H2=${CANDIDATE_H2:-127.0.0.1:18445}
 export PORTCULLIS_ROOT=$ROOT
 export PORTCULLIS_ADMIN=${PORTCULLIS_ADMIN:-127.0.0.1:18990}
-export LEAN_H1=${LEAN_H1:-0}
+# LEAN_H1=1 (the throwaway lean main) is gone: the daemon serves h1 with
+# the lean server itself. LEAN_H1=0 is read as H1_SERVER=stdlib.
+if [ "${LEAN_H1:-}" = 0 ]; then H1_SERVER=${H1_SERVER:-stdlib}; fi
+export H1_SERVER=${H1_SERVER:-lean}
 # GOMAXPROCS of the proxy; default the harness's WORKERS (2 here, as
 # HAProxy's nbthread). PROCS=1 measured ~30% less CPU per request: with one
 # P the Go scheduler never wakes a second thread per ready connection.
@@ -41,7 +47,7 @@ cfg=$BENCH_RUN/portcullis.yaml
   echo "l7:"
   echo "  access_log: {enabled: false}"
   echo "  listeners:"
-  echo "    - {name: h1, address: \"$CANDIDATE_H1\"}"
+  echo "    - {name: h1, address: \"$CANDIDATE_H1\", server: $H1_SERVER}"
   echo "    - name: h2"
   echo "      address: \"$CANDIDATE_H2\""
   echo "      tls: {certificates: [{cert_file: \"$BENCH_CERT\", key_file: \"$BENCH_KEY\"}]}"
@@ -55,10 +61,6 @@ cfg=$BENCH_RUN/portcullis.yaml
   echo "    - {name: all, pool: bench}"
 } >"$cfg"
 cd "$PORTCULLIS_ROOT"
-if [ "$LEAN_H1" = 1 ]; then
-  go build -o "$BENCH_RUN/portcullis-l7" ./bench/l7/candidate
-  exec env GOMAXPROCS="${PROCS:-$BENCH_WORKERS}" "$BENCH_RUN/portcullis-l7" -config "$cfg" -lean-h1 "h1=$CANDIDATE_H1"
-fi
 if go build -o "$BENCH_RUN/portcullis" ./cmd/portcullis 2>"$BENCH_RUN/portcullis.build"; then
   exec env GOMAXPROCS="${PROCS:-$BENCH_WORKERS}" "$BENCH_RUN/portcullis" run --config "$cfg"
 fi

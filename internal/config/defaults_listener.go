@@ -21,6 +21,8 @@ const (
 	// §6.5.2 asks for no less than 100).
 	DefaultH2MaxConcurrentStreams = 250
 	DefaultH3MaxStreams           = 250
+	// DefaultListenerServer is the lean HTTP/1.1 server (l7/internal/h1).
+	DefaultListenerServer = "lean"
 )
 
 func (c *Config) applyListenerDefaults() {
@@ -31,6 +33,7 @@ func (c *Config) applyListenerDefaults() {
 		def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 		def(&l.H2MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
 		def(&l.H3MaxStreams, DefaultH3MaxStreams)
+		def(&l.Server, DefaultListenerServer)
 		if t := l.TLS; t != nil {
 			def(&t.MinVersion, DefaultTLSMinVersion)
 			if t.ClientCAFile != "" {

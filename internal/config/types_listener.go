@@ -47,6 +47,13 @@ type Listener struct {
 	// H3MaxStreams is how many requests one HTTP/3 connection may have in
 	// flight at once (QUIC bidirectional streams). 1-10000. Default: 250.
 	H3MaxStreams int `yaml:"h3_max_streams"`
+	// Server is the HTTP/1.1 server of a cleartext listener without h2c:
+	// lean (Portcullis's own: strict parsing, about a third less CPU per
+	// request) or stdlib (Go's net/http, the server of TLS and h2c
+	// listeners). stdlib is an escape hatch for clients that only net/http
+	// accepts; listeners with tls or h2c always use net/http.
+	// Default: lean.
+	Server string `yaml:"server"`
 }
 
 // ListenerTLS is a listener's TLS termination. Certificate, key and CA files

@@ -62,6 +62,9 @@ func (v *validator) validateListeners() map[string]bool {
 		if l.H3MaxStreams < 1 || l.H3MaxStreams > 10000 {
 			v.errorf(p+".h3_max_streams", "h3_max_streams %d is out of range (1-10000)", l.H3MaxStreams)
 		}
+		if !oneOf(l.Server, "lean", "stdlib") {
+			v.errorf(p+".server", "server %q: use lean or stdlib", l.Server)
+		}
 	}
 	return listeners
 }

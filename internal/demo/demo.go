@@ -92,7 +92,6 @@ func (b *Backends) Close(ctx context.Context) {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n := s.hits.Add(1)
 	local := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
 	w.Header().Set("X-Demo-Backend", s.name)
 	if r.URL.Path == "/healthz" {
@@ -100,6 +99,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 		return
 	}
+	n := s.hits.Add(1) // health checks are not requests
 	if r.URL.Query().Has("json") {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{

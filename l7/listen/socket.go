@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/l7/internal/h1"
 )
 
 // listenTCP binds a TCP socket, with IP_FREEBIND when asked so that a
@@ -169,7 +170,14 @@ func sameServing(a, b config.Listener) bool {
 	return a.Name == b.Name && (a.TLS == nil) == (b.TLS == nil) && a.H2C == b.H2C && a.HTTP3 == b.HTTP3 &&
 		a.ReadHeaderTimeout == b.ReadHeaderTimeout && a.IdleTimeout == b.IdleTimeout &&
 		a.MaxHeaderBytes == b.MaxHeaderBytes && a.H2MaxConcurrentStreams == b.H2MaxConcurrentStreams &&
-		a.H3MaxStreams == b.H3MaxStreams
+		a.H3MaxStreams == b.H3MaxStreams && usesLean(a) == usesLean(b)
+}
+
+// usesLean reports whether l is served by the lean HTTP/1.1 server
+// (l7/internal/h1) rather than net/http: cleartext, no h2c, and not
+// server: stdlib.
+func usesLean(l config.Listener) bool {
+	return l.TLS == nil && !l.H2C && l.Server != "stdlib"
 }
 
 // close stops accepting at once and drains the front for drain.
@@ -192,12 +200,14 @@ func (sk *socket) closeCtx(ctx context.Context) {
 }
 
 // front is one generation of serving settings on a socket: an http.Server
-// (and an http3.Server with http3). It is a net.Listener for its
-// http.Server, fed by the socket's accept loop.
+// (and an http3.Server with http3), or the lean HTTP/1.1 server for plain
+// cleartext listeners. It is a net.Listener for its http.Server, fed by the
+// socket's accept loop.
 type front struct {
 	sk      *socket
 	cfg     config.Listener
 	srv     *http.Server
+	lean    *h1.Server // instead of srv
 	h3      *http3.Server
 	quic    *quicSocket
 	conns   chan net.Conn
@@ -237,6 +247,15 @@ func newFront(sk *socket, l config.Listener) *front {
 		_, port, _ := net.SplitHostPort(sk.ln.Addr().String())
 		h = &altSvcHandler{h: h, v: []string{`h3=":` + port + `"; ma=86400`}}
 	}
+	if usesLean(l) {
+		f.lean = &h1.Server{
+			Handler:           h,
+			ReadHeaderTimeout: l.ReadHeaderTimeout.D(),
+			IdleTimeout:       l.IdleTimeout.D(),
+			MaxHeaderBytes:    l.MaxHeaderBytes,
+		}
+		return f
+	}
 	f.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout.D(),
@@ -261,9 +280,15 @@ func newFront(sk *socket, l config.Listener) *front {
 }
 
 func (f *front) start() {
+	if f.lean != nil {
+		go f.serveLean()
+		return
+	}
 	go func() {
 		defer close(f.served)
-		if err := f.srv.Serve(f); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net.ErrClosed: a drain closes the socket before Shutdown tells
+		// the server, so Serve can see the close first. Not an error.
+		if err := f.srv.Serve(f); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			f.sk.set.log.Error("listener stopped", "listener", f.cfg.Name, "err", err)
 		}
 	}()
@@ -273,6 +298,22 @@ func (f *front) start() {
 				f.sk.set.log.Error("http3 listener stopped", "listener", f.cfg.Name, "err", err)
 			}
 		}()
+	}
+}
+
+// serveLean is the lean front's accept loop: one goroutine per connection,
+// which carries the listener name in its context (ListenerName) and is
+// counted as h1 from the start.
+func (f *front) serveLean() {
+	defer close(f.served)
+	for {
+		c, err := f.Accept()
+		if err != nil {
+			return
+		}
+		tc := c.(*trackedConn)
+		tc.info.classify(protoH1)
+		go f.lean.ServeConn(context.WithValue(context.Background(), connInfoKey{}, &tc.info), tc)
 	}
 }
 
@@ -312,6 +353,11 @@ func (f *front) stop(drain time.Duration) {
 
 func (f *front) stopCtx(ctx context.Context) {
 	f.Close()
+	if f.lean != nil {
+		<-f.served // no ServeConn starts after this
+		_ = f.lean.Shutdown(ctx)
+		return
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := f.srv.Shutdown(ctx); err != nil {

@@ -24,7 +24,7 @@ import (
 func main() {
 	path := flag.String("config", "", "config file")
 	pprof := flag.String("pprof", "", "serve net/http/pprof on this address (profiling only)")
-	lean := flag.String("lean-h1", "", "serve the listener named NAME with the lean HTTP/1.1 server (l7/internal/h1) instead of net/http: NAME=ADDR")
+	lean := flag.String("lean-h1", "", "obsolete (l7/listen serves cleartext listeners with the lean server by default): also serve the listener named NAME with a second, unmanaged lean HTTP/1.1 server on ADDR: NAME=ADDR")
 	flag.Parse()
 	if *pprof != "" {
 		go func() { _ = http.ListenAndServe(*pprof, nil) }()

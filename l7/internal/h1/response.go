@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -52,6 +53,7 @@ func (b *body) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			b.done = true
+			b.cn.startWatch()
 			return 0, io.EOF
 		}
 		b.left = n
@@ -81,6 +83,7 @@ func (b *body) Read(p []byte) (int, error) {
 			}
 		} else {
 			b.done = true
+			b.cn.startWatch()
 		}
 	}
 	return n, nil
@@ -148,7 +151,27 @@ func skipTrailers(br *bufio.Reader) error {
 		if len(line) == 2 {
 			return nil
 		}
+		if !validField(line[:len(line)-2]) {
+			return errBadChunk
+		}
 	}
+}
+
+// validField reports whether l is a field line as the head requires: a
+// token name, the colon right after it, no control characters in the
+// value. Trailers are dropped, but a parser behind a lenient hop might
+// frame a malformed one differently.
+func validField(l []byte) bool {
+	colon := bytes.IndexByte(l, ':')
+	if colon <= 0 || !isToken(string(l[:colon])) {
+		return false
+	}
+	for _, c := range l[colon+1:] {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // response is the ResponseWriter, reused per connection.
@@ -232,7 +255,8 @@ func (w *response) writeHead(code int, interim bool) {
 		delete(h, "Content-Length")
 		w.left = -1
 	}
-	if w.req.Close {
+	if w.req.Close || w.cn.srv.shutdown.Load() {
+		// Shutting down: this is the connection's last response.
 		w.closeAfter = true
 	}
 	if w.closeAfter {
@@ -323,6 +347,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	cn := w.cn
 	cn.hijacked = true
+	cn.watch.Store(0) // the connection's bytes are the handler's now
 	cn.c.SetDeadline(timeZero)
 	return cn.c, bufio.NewReadWriter(cn.br, cn.bw), nil
 }

@@ -23,10 +23,21 @@
 //
 // After a malformed body the connection is closed: the stream cannot be
 // trusted to be at a message boundary.
+//
+// Lifecycle, as net/http's server gives it: Shutdown closes idle
+// keep-alive connections at once, lets busy ones finish their request
+// (answered with Connection: close) and closes what is left when its
+// context ends; Close closes everything. Each connection's context (the
+// requests' context) is cancelled when the connection ends, when the
+// server closes it, and when the client goes away while a handler runs:
+// a handler that has read the whole body and has run for about a second
+// gets its connection probed (a non-blocking MSG_PEEK from the sweeper,
+// never per request), and an end of stream or a reset cancels it.
 package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -56,6 +67,11 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	sweeping bool
+	shutdown atomic.Bool
+	closed   atomic.Bool
+	// epoch counts sweeper ticks; a handler records it when it starts
+	// waiting on the upstream, so the sweeper knows how long it has run.
+	epoch atomic.Int64
 }
 
 // Idle connections give their buffers back: a connection that waited this
@@ -70,32 +86,47 @@ const (
 	stIdle            // waiting for a request with buffers
 	stReleasing       // the sweeper is interrupting the wait
 	stReleased        // the wait was interrupted: drop the buffers
+	stBare            // waiting for a request without buffers
+	stShut            // Shutdown closed the idle connection
+	stNew             // waiting for the connection's first request
 )
+
+// newGrace is how long Shutdown lets a new connection send its first
+// request before it counts as idle (net/http gives 5s): a connection
+// accepted just before a reload or shutdown began is served, not dropped.
+const newGrace = 2 * time.Second
 
 const defaultMaxHeader = 16 << 10
 
 // conn is one client connection and everything reused across its requests.
 type conn struct {
-	srv      *Server
-	c        net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	ctx      context.Context
-	remote   string
-	req      http.Request
-	tmpl     *http.Request // empty request carrying ctx (its field is unexported)
-	url      url.URL
-	hdr      http.Header
-	vals     []string
-	body     body
-	w        response
-	rd       time.Time // read deadline armed
-	hijacked bool
+	srv       *Server
+	c         net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	ctx       context.Context
+	cancel    context.CancelFunc
+	remote    string
+	req       http.Request
+	tmpl      *http.Request // empty request carrying ctx (its field is unexported)
+	url       url.URL
+	hdr       http.Header
+	vals      []string
+	body      body
+	w         response
+	rd        time.Time // read deadline armed
+	hijacked  bool
+	inHandler bool
+	served    bool // a request was read on the connection
 
 	state     atomic.Int32
 	idleSince atomic.Int64
 	one       [1]byte
 	pc        prefixConn
+	// watch is the sweeper epoch (+1) at which the running handler had
+	// the whole request body; 0 when no handler runs or it still reads.
+	watch   atomic.Int64
+	probing atomic.Bool
 }
 
 // prefixConn replays the byte read while the connection had no buffer.
@@ -119,14 +150,22 @@ var (
 	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 )
 
-// ServeConn serves c until the client closes, an error, or a hijack. ctx
-// becomes every request's context.
+// ServeConn serves c until the client closes, an error, a hijack or the
+// server's shutdown. Every request's context derives from ctx (values such
+// as the listener name are looked up there); it is cancelled when the
+// connection ends or the client goes away.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
-	cn := &conn{srv: s, c: c, ctx: ctx, remote: c.RemoteAddr().String(), hdr: make(http.Header, 16)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cn := &conn{srv: s, c: c, ctx: ctx, cancel: cancel, remote: c.RemoteAddr().String(), hdr: make(http.Header, 16)}
 	cn.tmpl = new(http.Request).WithContext(ctx)
 	cn.pc.Conn = c
-	cn.takeBuffers()
 	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
 	}
@@ -136,6 +175,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		go s.sweep()
 	}
 	s.mu.Unlock()
+	cn.takeBuffers()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, cn)
@@ -188,9 +228,13 @@ func (cn *conn) serveOne() bool {
 	if !cn.waitRequest(idle) {
 		return false
 	}
-	if s.ReadHeaderTimeout > 0 && s.ReadHeaderTimeout < idle {
+	headTimer := s.ReadHeaderTimeout > 0 && s.ReadHeaderTimeout < idle && !cn.headBuffered()
+	if headTimer {
+		// The common case, a head that arrived whole, needs no header
+		// timer: it is complete before any read could wait.
 		cn.armRead(s.ReadHeaderTimeout)
 	}
+	cn.served = true
 	keep, err := cn.readRequest()
 	if err != nil {
 		var se *statusError
@@ -201,7 +245,9 @@ func (cn *conn) serveOne() bool {
 	}
 	// The body is read by the handler, with no header timeout: it may be
 	// a long upload. The idle timeout still bounds each read.
-	cn.armRead(idle)
+	if headTimer {
+		cn.armRead(idle)
+	}
 	r := &cn.req
 	w := &cn.w
 	*w = response{cn: cn, req: r, hdr: w.hdr}
@@ -210,7 +256,14 @@ func (cn *conn) serveOne() bool {
 	} else {
 		clear(w.hdr)
 	}
-	if !cn.serveHandler(w, r) {
+	cn.inHandler = true
+	if cn.body.done {
+		cn.startWatch()
+	}
+	ok := cn.serveHandler(w, r)
+	cn.inHandler = false
+	cn.watch.Store(0)
+	if !ok {
 		return false
 	}
 	if cn.hijacked {
@@ -235,6 +288,22 @@ func (cn *conn) serveOne() bool {
 	return true
 }
 
+// headBuffered reports whether a whole request head is already in the
+// read buffer.
+func (cn *conn) headBuffered() bool {
+	b, _ := cn.br.Peek(cn.br.Buffered())
+	return indexHeadEnd(b) >= 0
+}
+
+// startWatch lets the sweeper probe the connection while the handler runs:
+// the body is read, so nothing else reads the socket until it returns.
+func (cn *conn) startWatch() {
+	if !cn.inHandler || cn.hijacked {
+		return
+	}
+	cn.watch.Store(cn.srv.epoch.Load() + 1)
+}
+
 func (cn *conn) takeBuffers() {
 	cn.br = readerPool.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.pc)
@@ -245,7 +314,9 @@ func (cn *conn) takeBuffers() {
 func (cn *conn) dropBuffers() {
 	if cn.br != nil {
 		cn.br.Reset(nil)
-		readerPool.Put(cn.br)
+		if cn.br.Size() == defaultMaxHeader {
+			readerPool.Put(cn.br)
+		}
 		cn.bw.Reset(nil)
 		writerPool.Put(cn.bw)
 		cn.br, cn.bw = nil, nil
@@ -259,16 +330,31 @@ func (cn *conn) waitRequest(idle time.Duration) bool {
 	if cn.br.Buffered() > 0 {
 		return true
 	}
+	s := cn.srv
 	cn.idleSince.Store(time.Now().UnixNano())
-	cn.state.Store(stIdle)
+	ist := stIdle
+	if !cn.served {
+		ist = stNew
+	}
+	cn.state.Store(ist)
+	// Shutdown sets its flag before it looks for idle connections: either
+	// it finds this one idle or this one sees the flag.
+	if ist == stIdle && s.shutdown.Load() && cn.state.CompareAndSwap(stIdle, stBusy) {
+		return false
+	}
 	_, err := cn.br.Peek(1)
-	if cn.state.CompareAndSwap(stIdle, stBusy) {
+	if cn.state.CompareAndSwap(ist, stBusy) {
 		return err == nil
 	}
-	// The sweeper is cutting this wait; let it finish setting the deadline
-	// before replacing it.
-	for cn.state.Load() != stReleased {
+	// The sweeper is cutting this wait, or Shutdown closed the
+	// connection; let the sweeper finish setting the deadline before
+	// replacing it.
+	st := cn.state.Load()
+	for ; st != stReleased && st != stShut; st = cn.state.Load() {
 		runtime.Gosched()
+	}
+	if st == stShut {
+		return false
 	}
 	cn.state.Store(stBusy)
 	cn.rd = time.Time{}
@@ -280,8 +366,12 @@ func (cn *conn) waitRequest(idle time.Duration) bool {
 		return false
 	}
 	cn.dropBuffers()
+	cn.state.Store(stBare)
+	if s.shutdown.Load() && cn.state.CompareAndSwap(stBare, stBusy) {
+		return false
+	}
 	n, err := cn.c.Read(cn.one[:])
-	if n == 0 || err != nil {
+	if !cn.state.CompareAndSwap(stBare, stBusy) || n == 0 || err != nil {
 		return false
 	}
 	cn.pc.b, cn.pc.has = cn.one[0], true
@@ -303,8 +393,10 @@ func (s *Server) sweep() {
 	defer t.Stop()
 	past := time.Unix(1, 0)
 	var batch []*conn
+	var probe []*conn
 	for now := range t.C {
-		batch = batch[:0]
+		batch, probe = batch[:0], probe[:0]
+		epoch := s.epoch.Add(1)
 		s.mu.Lock()
 		if len(s.conns) == 0 {
 			s.sweeping = false
@@ -312,18 +404,108 @@ func (s *Server) sweep() {
 			return
 		}
 		for cn := range s.conns {
-			if cn.state.Load() == stIdle && now.UnixNano()-cn.idleSince.Load() > int64(idleRelease) {
+			if st := cn.state.Load(); (st == stIdle || st == stNew) && now.UnixNano()-cn.idleSince.Load() > int64(idleRelease) {
 				batch = append(batch, cn)
+			}
+			// A handler that has run for two ticks (0.5-1s) with the
+			// body read: is its client still there?
+			if w := cn.watch.Load(); w != 0 && w <= epoch-1 && !cn.probing.Load() {
+				probe = append(probe, cn)
 			}
 		}
 		s.mu.Unlock()
+		for _, cn := range probe {
+			cn.probing.Store(true)
+			// Its own goroutine: if the handler returned meanwhile and the
+			// connection went back to a blocking read, the probe waits for
+			// that read rather than holding up the sweep.
+			go cn.probeGone()
+		}
 		for _, cn := range batch {
-			if cn.state.CompareAndSwap(stIdle, stReleasing) {
+			if cn.state.CompareAndSwap(stIdle, stReleasing) || cn.state.CompareAndSwap(stNew, stReleasing) {
 				cn.c.SetReadDeadline(past)
 				cn.state.Store(stReleased)
 			}
 		}
 	}
+}
+
+// probeGone cancels the connection's context when its client has closed
+// or reset the connection while a handler runs. It reads nothing: a
+// pipelined next request stays in the socket.
+func (cn *conn) probeGone() {
+	defer cn.probing.Store(false)
+	if cn.watch.Load() == 0 {
+		return
+	}
+	if peerGone(cn.c) {
+		cn.cancel()
+	}
+}
+
+// Shutdown stops the server gracefully: idle keep-alive connections are
+// closed at once (and as they become idle), busy ones get Connection: close
+// on their response and close after it. When ctx ends first, the rest are
+// closed (their contexts cancelled) and ctx's error is returned. New
+// connections given to ServeConn after Shutdown are closed. Hijacked
+// connections are not the server's any more.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	wait := time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-t.C:
+			wait = min(2*wait, 50*time.Millisecond)
+			t.Reset(wait)
+		}
+	}
+}
+
+// closeIdle closes the connections waiting for a request and returns how
+// many connections are left.
+func (s *Server) closeIdle() int {
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cn := range s.conns {
+		if cn.state.CompareAndSwap(stIdle, stShut) || cn.state.CompareAndSwap(stBare, stShut) ||
+			now-cn.idleSince.Load() > int64(newGrace) && cn.state.CompareAndSwap(stNew, stShut) {
+			cn.c.Close()
+			cn.cancel()
+		}
+	}
+	return len(s.conns)
+}
+
+// Close closes every connection now and cancels their contexts.
+func (s *Server) Close() error {
+	s.shutdown.Store(true)
+	s.closed.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cn := range s.conns {
+		// Close first: a handler woken by the cancellation must find the
+		// connection gone, not write a last answer on it.
+		cn.c.Close()
+		cn.cancel()
+	}
+	return nil
+}
+
+// Conns returns the number of connections being served (hijacked ones
+// excluded).
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // serveHandler runs the handler; a panic (http.ErrAbortHandler from the
@@ -344,8 +526,8 @@ func (cn *conn) serveHandler(w *response, r *http.Request) (ok bool) {
 // readRequest parses the head into cn.req; keep reports keep-alive.
 func (cn *conn) readRequest() (keep bool, err error) {
 	max := cn.srv.MaxHeaderBytes
-	if max <= 0 || max > cn.br.Size() {
-		max = cn.br.Size()
+	if max <= 0 {
+		max = defaultMaxHeader
 	}
 	var end int
 	for {
@@ -359,7 +541,14 @@ func (cn *conn) readRequest() (keep bool, err error) {
 			break
 		}
 		if len(buf) >= max {
+			if bytes.IndexByte(buf, '\n') < 0 {
+				// Not even the request line fits (RFC 9112 §3).
+				return false, &statusError{http.StatusRequestURITooLong, "request target too long"}
+			}
 			return false, &statusError{http.StatusRequestHeaderFieldsTooLarge, "request head too large"}
+		}
+		if len(buf) == cn.br.Size() {
+			cn.growReader(max)
 		}
 		if _, err := cn.br.Peek(len(buf) + 1); err != nil {
 			return false, err
@@ -526,6 +715,32 @@ func (cn *conn) readRequest() (keep bool, err error) {
 }
 
 var chunkedTE = []string{"chunked"}
+
+// growReader replaces the pooled reader by one that holds a head of max
+// bytes, for the rare head larger than the pooled buffer (max_header_bytes
+// above 16 KiB). It is dropped with the connection's buffers.
+func (cn *conn) growReader(max int) {
+	old := cn.br
+	b, _ := old.Peek(old.Buffered())
+	cn.br = bufio.NewReaderSize(&replayReader{b: bytes.Clone(b), r: &cn.pc}, max)
+	old.Reset(nil)
+	readerPool.Put(old)
+}
+
+// replayReader returns b, then reads r.
+type replayReader struct {
+	b []byte
+	r io.Reader
+}
+
+func (p *replayReader) Read(b []byte) (int, error) {
+	if len(p.b) > 0 {
+		n := copy(b, p.b)
+		p.b = p.b[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
 
 // parseTarget fills r.URL without allocating for origin-form targets
 // without percent-escapes (the common case); others go through net/url.
