@@ -504,6 +504,17 @@ discovery:
 		if len(hs.Discovery) != 1 || hs.Discovery[0].State != "stale" {
 			t.Errorf("GET /api/v1/health discovery %+v, want app-dns stale", hs.Discovery)
 		}
+		// And in the metrics an alert would read.
+		m, err := e2etest.Scrape(d.http, d.adminBase+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := m.Get("portcullis_discovery_up", "name=app-dns", "provider=dns", "pool=app"); !ok || v != 0 {
+			t.Errorf("portcullis_discovery_up for the stale source = %v (present %v), want 0", v, ok)
+		}
+		if v, ok := m.Get("portcullis_discovery_endpoints", "name=app-dns", "provider=dns", "pool=app"); !ok || v != 1 {
+			t.Errorf("portcullis_discovery_endpoints = %v (present %v), want the last set's 1", v, ok)
+		}
 		// Several more lookups fail (retry 300ms) while requests go on.
 		d3Before := d3.served.Load()
 		for time.Since(stopped) < 2*time.Second {

@@ -18,6 +18,7 @@ import (
 func (d *Daemon) startHealth() {
 	d.health = healthcheck.NewManager(healthcheck.Options{Log: d.log.With("component", "health")})
 	d.health.Subscribe(d.onHealthChange)
+	d.metrics.Registry.MustRegister(healthCollector{d})
 	d.proxy.ObserveOutcomes(d.observeOutcome)
 }
 
