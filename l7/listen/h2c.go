@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http serves h2c with prior knowledge but has no `Upgrade: h2c` (RFC 7540 §3.2), which the L7 issue asks for; x/net's h2c package is the only implementation of it.
+
 package listen
 
 import (

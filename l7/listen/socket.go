@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -485,14 +484,4 @@ func connState(c net.Conn, st http.ConnState) {
 		p = protoH2
 	}
 	tc.info.classify(p)
-}
-
-func portOf(addr net.Addr) string {
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		return strconv.Itoa(a.Port)
-	case *net.UDPAddr:
-		return strconv.Itoa(a.Port)
-	}
-	return ""
 }
