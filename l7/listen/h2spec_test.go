@@ -1,139 +1,32 @@
 package listen
 
 import (
-	"context"
-	"encoding/xml"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"net/netip"
 	"testing"
-	"time"
+
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
-// h2specBin finds h2spec (go install
-// github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible).
-func h2specBin(t *testing.T) string {
-	if p, err := exec.LookPath("h2spec"); err == nil {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	for _, p := range []string{filepath.Join(os.Getenv("GOPATH"), "bin", "h2spec"), filepath.Join(home, "go", "bin", "h2spec")} {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	t.Skip("h2spec not installed: go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible")
-	return ""
-}
-
-// h2specKnown are the cases Go 1.26's own HTTP/2 server fails
-// (../shared/LAB.md): oversized HEADERS, a DATA frame on a closed stream
-// unanswered, connection-specific and TE headers accepted, and over h2c the
-// preface check. A failure outside this list fails the test.
-var h2specKnown = map[string]bool{
-	"http2/4.2/3": true, "http2/6.5.3/1": true, "http2/8.1.2.2/1": true, "http2/8.1.2.2/2": true,
-	"http2/3.5/2": true,
-}
-
-// h2specFlaky fail now and then on a loaded machine for Go's own server as
-// well: 6.9.1/3 (the client lowers the initial window to 1 byte, and a fast
-// handler's DATA frame can be queued before the SETTINGS is applied). They
-// are logged, not failed.
-var h2specFlaky = map[string]bool{"http2/6.9.1/3": true}
-
-type junit struct {
-	Suites []struct {
-		Package string `xml:"package,attr"`
-		Cases   []struct {
-			Name    string    `xml:"classname,attr"`
-			Error   *struct{} `xml:"error"`
-			Failure *struct{} `xml:"failure"`
-			Skipped *struct{} `xml:"skipped"`
-		} `xml:"testcase"`
-	} `xml:"testsuite"`
-}
-
-// runH2spec runs h2spec (the whole suite, or the given case ids) and returns
-// the ids of the failing cases and the number run.
-func runH2spec(t *testing.T, bin, host, port string, timeout int, extra []string, ids ...string) (failed []string, total int) {
-	t.Helper()
-	report := filepath.Join(t.TempDir(), "h2spec.xml")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := append(append([]string{}, ids...), "-h", host, "-p", port, "-o", strconv.Itoa(timeout), "-j", report)
-	out, _ := exec.CommandContext(ctx, bin, append(args, extra...)...).CombinedOutput()
-	raw, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatalf("h2spec wrote no report: %v\n%s", err, out)
-	}
-	var j junit
-	if err := xml.Unmarshal(raw, &j); err != nil {
-		t.Fatalf("h2spec report: %v", err)
-	}
-	for _, s := range j.Suites {
-		for i, c := range s.Cases {
-			total++
-			if c.Error != nil || c.Failure != nil {
-				failed = append(failed, fmt.Sprintf("%s/%d", s.Package, i+1))
-			}
-		}
-	}
-	return failed, total
-}
-
 // TestH2Spec runs the HTTP/2 conformance suite against a Set, over TLS and
-// over h2c. Known failures (h2specKnown) are allowed; any other failure is
-// run once more on its own with a longer timeout, because on 2 busy cores
-// h2spec's timeouts and the race in 6.9.1/3 (a fast handler ends the stream
-// before the WINDOW_UPDATEs arrive) flake, and fails the test if it fails
-// again.
+// over h2c, allowing only what Go's own server fails (e2etest.H2Spec).
 func TestH2Spec(t *testing.T) {
-	bin := h2specBin(t)
+	e2etest.H2SpecBin(t)
 	f := newTLSFixture(t)
 	tl := listener("tls", "127.0.0.1:0")
 	tl.TLS = f.tls
 	cl := listener("h2c", freePort(t))
 	cl.H2C = true
 	s := newTestSet(t, Options{}, tl, cl)
-	tests := []struct {
+	for _, tt := range []struct {
 		name, addr string
-		args       []string
+		tls        bool
 	}{
-		{"over TLS", s.Addrs()["tls"], []string{"-t", "-k"}},
-		{"over h2c", s.Addrs()["h2c"], nil},
-	}
-	for _, tt := range tests {
+		{"over TLS", s.Addrs()["tls"], true},
+		{"over h2c", s.Addrs()["h2c"], false},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			host, port, _ := strings.Cut(tt.addr, ":")
-			failed, total := runH2spec(t, bin, host, port, 2, tt.args)
-			if total < 140 {
-				t.Fatalf("h2spec ran %d cases, want the whole suite (145)", total)
-			}
-			var known, unexpected []string
-			for _, id := range failed {
-				if h2specKnown[id] {
-					known = append(known, id)
-				} else {
-					unexpected = append(unexpected, id)
-				}
-			}
-			t.Logf("%d cases, %d failed: known %v", total, len(failed), known)
-			for _, id := range unexpected {
-				// One case at a time: h2spec's report numbers the cases
-				// it ran, so a lone case always comes back as case 1.
-				again, _ := runH2spec(t, bin, host, port, 5, tt.args, id)
-				switch {
-				case len(again) == 0:
-					t.Logf("%s failed once and passed on a re-run", id)
-				case h2specFlaky[id]:
-					t.Logf("%s failed twice; it is a known flake of Go's own HTTP/2 server under load", id)
-				default:
-					t.Errorf("h2spec case %s fails beyond what Go's own server fails", id)
-				}
-			}
+			ap := netip.MustParseAddrPort(tt.addr)
+			e2etest.H2Spec(t, ap.Addr().String(), int(ap.Port()), tt.tls)
 		})
 	}
 }
