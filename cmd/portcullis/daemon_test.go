@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,26 +21,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-lb/portcullis/internal/testbin"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
 // These tests run the real binary, as an operator would: real sockets on
 // loopback, real signals, the real admin API.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 type ports struct{ admin, web, d1, d2, d3 int }
 
 func newPorts(t *testing.T) ports {
-	return ports{freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)}
+	f := e2etest.FreePort
+	return ports{f(t), f(t), f(t), f(t), f(t)}
 }
 
 // demoConfig is a quickstart-shaped config on free ports; extra is appended
@@ -75,73 +65,28 @@ demo:
 }
 
 type runningDaemon struct {
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
-	p    ports
+	*e2etest.LoopDaemon
+	p ports
 }
 
-var logMu sync.Mutex
-
-type lockedWriter struct{ b *bytes.Buffer }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	logMu.Lock()
-	defer logMu.Unlock()
-	return w.b.Write(p)
-}
-
-func startDaemon(t *testing.T, cfgPath string, p ports, args ...string) *runningDaemon {
+// startDaemon writes cfg to cfgPath and runs the daemon on it until the
+// test ends; the cleanup kills it.
+func startDaemon(t *testing.T, cfgPath, cfg string, p ports, args ...string) *runningDaemon {
 	t.Helper()
-	bin := testbin.Portcullis(t)
-	d := &runningDaemon{logs: &bytes.Buffer{}, done: make(chan error, 1), p: p}
-	d.cmd = exec.Command(bin, append([]string{"run", "--config", cfgPath}, args...)...)
-	d.cmd.Stdout = lockedWriter{d.logs}
-	d.cmd.Stderr = lockedWriter{d.logs}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.done
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", d.log())
-		}
+	d := e2etest.StartLoop(t, e2etest.LoopOptions{
+		AdminPort:     p.admin,
+		Config:        cfg,
+		ConfigPath:    cfgPath,
+		Args:          args,
+		Client:        http.DefaultClient,
+		ReadyTimeout:  10 * time.Second,
+		ReadyPoll:     50 * time.Millisecond,
+		KillAtCleanup: true,
 	})
-	d.waitReady(t)
-	return d
+	return &runningDaemon{d, p}
 }
 
-func (d *runningDaemon) log() string {
-	logMu.Lock()
-	defer logMu.Unlock()
-	return d.logs.String()
-}
-
-func (d *runningDaemon) admin(path string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d%s", d.p.admin, path)
-}
-
-func (d *runningDaemon) waitReady(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(d.admin("/readyz"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case err := <-d.done:
-			t.Fatalf("daemon exited: %v\n%s", err, d.log())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("daemon not ready after 10s\n%s", d.log())
-}
+func (d *runningDaemon) admin(path string) string { return d.AdminBase + path }
 
 // metric returns the value of one sample of the admin /metrics page.
 func (d *runningDaemon) metric(t *testing.T, sample string) float64 {
@@ -202,8 +147,7 @@ var backendRE = regexp.MustCompile(`Hello from (demo-\d)`)
 func TestRoundRobinAcrossTheThreeDemoBackends(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1, p.d2, p.d3}, ""))
-	d := startDaemon(t, cfg, p)
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1, p.d2, p.d3}, ""), p)
 	seen := map[string]bool{}
 	for range 3 {
 		code, body, err := get(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/", p.web))
@@ -240,9 +184,8 @@ func goVersion() string {
 func TestSIGHUPWithABadConfigKeepsServingThenAGoodOneIsPickedUp(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1, p.d2}, ""))
-	d := startDaemon(t, cfg, p, "--watch=false")
-	pid := d.cmd.Process.Pid
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1, p.d2}, ""), p, "--watch=false")
+	pid := d.Cmd.Process.Pid
 
 	var ok, failed atomic.Int64
 	var failures sync.Map
@@ -274,8 +217,8 @@ func TestSIGHUPWithABadConfigKeepsServingThenAGoodOneIsPickedUp(t *testing.T) {
 	eventually(t, "the failed reload to be counted", func() bool {
 		return d.metric(t, `portcullis_config_reloads_total{result="failure"}`) == 1
 	})
-	if !strings.Contains(d.log(), "config reload rejected") || !strings.Contains(d.log(), "c.yaml:") {
-		t.Errorf("the rejection is not logged with a position:\n%s", d.log())
+	if !strings.Contains(d.Logs(), "config reload rejected") || !strings.Contains(d.Logs(), "c.yaml:") {
+		t.Errorf("the rejection is not logged with a position:\n%s", d.Logs())
 	}
 	time.Sleep(200 * time.Millisecond)
 
@@ -300,7 +243,7 @@ func TestSIGHUPWithABadConfigKeepsServingThenAGoodOneIsPickedUp(t *testing.T) {
 	if v := d.metric(t, `portcullis_config_reloads_total{result="failure"}`); v != 1 {
 		t.Errorf("reloads failure = %v, want 1", v)
 	}
-	if d.cmd.Process.Pid != pid || d.cmd.ProcessState != nil {
+	if d.Cmd.Process.Pid != pid || d.Cmd.ProcessState != nil {
 		t.Error("the daemon restarted")
 	}
 	t.Logf("%d requests, none failed, across a rejected and an accepted reload", ok.Load())
@@ -309,8 +252,7 @@ func TestSIGHUPWithABadConfigKeepsServingThenAGoodOneIsPickedUp(t *testing.T) {
 func TestAChangedFileIsReloadedWithoutASignal(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1}, ""))
-	d := startDaemon(t, cfg, p)
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1}, ""), p)
 	changed := demoConfig(p, []int{p.d1}, "    - name: post-only\n      pool: demo\n      match: {path: /post-only, methods: [POST]}\n")
 	writeFile(t, cfg, changed)
 	want := sha256hex(changed)
@@ -334,8 +276,7 @@ func sha256hex(s string) string {
 func TestMutatingAdminEndpointsNeedTheToken(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1}, ""))
-	d := startDaemon(t, cfg, p, "--watch=false")
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1}, ""), p, "--watch=false")
 	cases := []struct {
 		name   string
 		header string
@@ -384,8 +325,7 @@ func TestMutatingAdminEndpointsNeedTheToken(t *testing.T) {
 func TestAReloadThatFailsValidationAnswersWithEveryError(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1}, ""))
-	d := startDaemon(t, cfg, p, "--watch=false")
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1}, ""), p, "--watch=false")
 	writeFile(t, cfg, demoConfig(p, []int{p.d1}, "    - name: x\n      pool: missing\n")+"bogus: 1\n")
 	req, _ := http.NewRequest("POST", d.admin("/api/v1/reload"), nil)
 	req.Header.Set("Authorization", "Bearer test-token")
@@ -414,8 +354,7 @@ func TestAReloadThatFailsValidationAnswersWithEveryError(t *testing.T) {
 func TestAnUnchangedListenerKeepsItsConnectionsAcrossAReload(t *testing.T) {
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, demoConfig(p, []int{p.d1}, ""))
-	d := startDaemon(t, cfg, p, "--watch=false")
+	d := startDaemon(t, cfg, demoConfig(p, []int{p.d1}, ""), p, "--watch=false")
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.web))
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +375,7 @@ func TestAnUnchangedListenerKeepsItsConnectionsAcrossAReload(t *testing.T) {
 		t.Fatal("first request failed")
 	}
 	writeFile(t, cfg, demoConfig(p, []int{p.d1, p.d2}, ""))
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the reload", func() bool {
 		return d.metric(t, `portcullis_config_reloads_total{result="success"}`) == 1
 	})
@@ -461,8 +400,7 @@ func TestSIGTERMDrainsInFlightRequestsAndExitsZero(t *testing.T) {
 
 	p := newPorts(t)
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	writeFile(t, cfg, strings.Replace(demoConfig(p, []int{p.d1}, ""), fmt.Sprintf("        - address: 127.0.0.1:%d\n", p.d1), fmt.Sprintf("        - address: 127.0.0.1:%d\n", upstream), 1))
-	d := startDaemon(t, cfg, p, "--watch=false")
+	d := startDaemon(t, cfg, strings.Replace(demoConfig(p, []int{p.d1}, ""), fmt.Sprintf("        - address: 127.0.0.1:%d\n", p.d1), fmt.Sprintf("        - address: 127.0.0.1:%d\n", upstream), 1), p, "--watch=false")
 
 	type result struct {
 		code int
@@ -475,17 +413,17 @@ func TestSIGTERMDrainsInFlightRequestsAndExitsZero(t *testing.T) {
 		res <- result{code, body, err}
 	}()
 	time.Sleep(200 * time.Millisecond) // the request is now at the slow upstream
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.Cmd.Process.Signal(syscall.SIGTERM)
 	r := <-res
 	if r.err != nil || r.code != 200 || r.body != "slow done" {
 		t.Errorf("in-flight request: %d %q %v", r.code, r.body, r.err)
 	}
 	select {
-	case err := <-d.done:
+	case err := <-d.Done:
 		if err != nil {
 			t.Errorf("exit: %v", err)
 		}
-		d.done <- err // for the cleanup
+		d.Done <- err // for the cleanup
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not exit")
 	}

@@ -1,21 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,100 +17,35 @@ import (
 
 	"github.com/portcullis-lb/portcullis/internal/admin/dashboard"
 	"github.com/portcullis-lb/portcullis/internal/e2etest"
-	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
 // These tests run the real daemon on loopback, without root.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // loopDaemon is `portcullis run` on loopback.
 type loopDaemon struct {
-	cmd       *exec.Cmd
-	done      chan error
-	adminBase string
-	webBase   string
-	http      *http.Client
-
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func (d *loopDaemon) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.Write(p)
-}
-
-func (d *loopDaemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
+	*e2etest.LoopDaemon
+	webBase string
+	http    *http.Client
 }
 
 // startLoopDaemon writes cfg (with ADMIN and WEB replaced by free ports)
 // and runs the daemon until the test ends.
 func startLoopDaemon(t *testing.T, cfg string) *loopDaemon {
 	t.Helper()
-	bin := testbin.Portcullis(t)
-	admin, web := freePort(t), freePort(t)
+	admin, web := e2etest.FreePort(t), e2etest.FreePort(t)
 	cfg = strings.NewReplacer("ADMIN", strconv.Itoa(admin), "WEB", strconv.Itoa(web)).Replace(cfg)
-	path := filepath.Join(t.TempDir(), "portcullis.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &loopDaemon{
-		done:      make(chan error, 1),
-		adminBase: fmt.Sprintf("http://127.0.0.1:%d", admin),
-		webBase:   fmt.Sprintf("http://127.0.0.1:%d", web),
-		http:      &http.Client{Timeout: 5 * time.Second},
-	}
-	d.cmd = exec.Command(bin, "run", "--config", path, "--watch=false")
-	d.cmd.Stdout, d.cmd.Stderr = d, d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(5 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		d.http.CloseIdleConnections()
-		if t.Failed() {
-			t.Logf("config:\n%s\ndaemon log:\n%s", cfg, d.log())
-		}
+	d := e2etest.StartLoop(t, e2etest.LoopOptions{
+		AdminPort:    admin,
+		Config:       cfg,
+		Args:         []string{"--watch=false"},
+		ReadyTimeout: 15 * time.Second,
 	})
-	e2etest.Eventually(t, "daemon ready", 15*time.Second, 20*time.Millisecond, func() (bool, string) {
-		select {
-		case err := <-d.done:
-			t.Fatalf("daemon exited: %v\n%s", err, d.log())
-		default:
-		}
-		resp, err := d.http.Get(d.adminBase + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	return d
+	return &loopDaemon{LoopDaemon: d, webBase: fmt.Sprintf("http://127.0.0.1:%d", web), http: d.Client}
 }
 
 func (d *loopDaemon) dashboard() (*dashboard.Data, error) {
 	var out dashboard.Data
-	if err := e2etest.GetJSON(d.http, d.adminBase+"/api/v1/dashboard", &out); err != nil {
+	if err := e2etest.GetJSON(d.http, d.AdminBase+"/api/v1/dashboard", &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -498,14 +427,14 @@ discovery:
 		})
 		t.Logf("discovery stale %v after the DNS server stopped", took.Round(time.Millisecond))
 		var hs healthSnapshot
-		if err := e2etest.GetJSON(d.http, d.adminBase+"/api/v1/health", &hs); err != nil {
+		if err := e2etest.GetJSON(d.http, d.AdminBase+"/api/v1/health", &hs); err != nil {
 			t.Fatal(err)
 		}
 		if len(hs.Discovery) != 1 || hs.Discovery[0].State != "stale" {
 			t.Errorf("GET /api/v1/health discovery %+v, want app-dns stale", hs.Discovery)
 		}
 		// And in the metrics an alert would read.
-		m, err := e2etest.Scrape(d.http, d.adminBase+"/metrics")
+		m, err := e2etest.Scrape(d.http, d.AdminBase+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

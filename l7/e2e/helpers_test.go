@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,17 +14,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/portcullis-lb/portcullis/internal/testbin"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
 // --- certificates ---
@@ -118,50 +115,16 @@ func writeFile(t *testing.T, path string, b []byte) {
 
 // freePort returns a port number that was free a moment ago for TCP and
 // UDP on 127.0.0.1 (an http3 listener binds both).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
+var freePort = e2etest.FreeTCPUDPPort
 
 // --- the daemon ---
 
 // daemon is `portcullis run` on loopback.
 type daemon struct {
-	cmd       *exec.Cmd
-	done      chan error
-	cfgPath   string
-	adminBase string
-	admin     *http.Client
-
-	mu   sync.Mutex
-	logs bytes.Buffer
+	*e2etest.LoopDaemon
 }
 
-func (d *daemon) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.Write(p)
-}
-
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
+func (d *daemon) log() string { return d.Logs() }
 
 // header is the part of every config the tests share: node, log, admin
 // (ADMIN is replaced by the port) and a short drain.
@@ -181,57 +144,23 @@ shutdown:
 // startDaemon writes header+l7 and runs the daemon until the test ends.
 func startDaemon(t *testing.T, dir, l7 string) *daemon {
 	t.Helper()
-	bin := testbin.Portcullis(t)
 	admin := freePort(t)
-	d := &daemon{
-		done:      make(chan error, 1),
-		cfgPath:   filepath.Join(dir, "portcullis.yaml"),
-		adminBase: fmt.Sprintf("http://127.0.0.1:%d", admin),
-		admin:     &http.Client{Timeout: 5 * time.Second},
-	}
-	d.writeConfig(t, strings.ReplaceAll(header, "ADMIN", strconv.Itoa(admin))+l7)
-	d.cmd = exec.Command(bin, "run", "--config", d.cfgPath, "--watch=false")
-	d.cmd.Stdout, d.cmd.Stderr = d, d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(5 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		d.admin.CloseIdleConnections()
-		if t.Failed() {
-			cfg, _ := os.ReadFile(d.cfgPath)
-			t.Logf("config:\n%s\ndaemon log (tail):\n%s", cfg, tail(d.log(), 8000))
-		}
-	})
-	eventually(t, "daemon ready", 20*time.Second, 20*time.Millisecond, func() (bool, string) {
-		select {
-		case err := <-d.done:
-			t.Fatalf("daemon exited: %v\n%s", err, d.log())
-		default:
-		}
-		resp, err := d.admin.Get(d.adminBase + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	return d
+	return &daemon{e2etest.StartLoop(t, e2etest.LoopOptions{
+		AdminPort:    admin,
+		Config:       strings.ReplaceAll(header, "ADMIN", strconv.Itoa(admin)) + l7,
+		ConfigPath:   filepath.Join(dir, "portcullis.yaml"),
+		Args:         []string{"--watch=false"},
+		ReadyTimeout: 20 * time.Second,
+		LogTail:      8000,
+	})}
 }
 
 func (d *daemon) writeConfig(t *testing.T, cfg string) {
 	t.Helper()
-	if d.adminBase != "" && !strings.HasPrefix(cfg, "node:") {
+	if !strings.HasPrefix(cfg, "node:") {
 		t.Fatal("writeConfig wants a whole config")
 	}
-	writeFile(t, d.cfgPath, []byte(cfg))
+	writeFile(t, d.ConfigPath, []byte(cfg))
 }
 
 // reload rewrites the l7 part of the config and sends SIGHUP; it returns
@@ -239,16 +168,16 @@ func (d *daemon) writeConfig(t *testing.T, cfg string) {
 func (d *daemon) reload(t *testing.T, l7 string) {
 	t.Helper()
 	before := d.metric(t, `portcullis_config_reloads_total{result="success"}`)
-	_, port, _ := strings.Cut(strings.TrimPrefix(d.adminBase, "http://"), ":")
+	_, port, _ := strings.Cut(strings.TrimPrefix(d.AdminBase, "http://"), ":")
 	d.writeConfig(t, strings.ReplaceAll(header, "ADMIN", port)+l7)
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reload to succeed", 10*time.Second, 20*time.Millisecond, func() (bool, string) {
+	e2etest.Eventually(t, "the reload to succeed", 10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		ok := d.metric(t, `portcullis_config_reloads_total{result="success"}`)
 		failed := d.metric(t, `portcullis_config_reloads_total{result="failure"}`)
 		if failed > 0 {
-			t.Fatalf("the reload was rejected:\n%s", tail(d.log(), 4000))
+			t.Fatalf("the reload was rejected:\n%s", e2etest.Tail(d.Logs(), 4000))
 		}
 		return ok > before, fmt.Sprintf("successful reloads %v", ok)
 	})
@@ -258,9 +187,9 @@ func (d *daemon) reload(t *testing.T, l7 string) {
 // admin /metrics; absent is 0.
 func (d *daemon) metric(t *testing.T, sample string) float64 {
 	t.Helper()
-	req, _ := http.NewRequest("GET", d.adminBase+"/metrics", nil)
+	req, _ := http.NewRequest("GET", d.AdminBase+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer l7-e2e-token")
-	resp, err := d.admin.Do(req)
+	resp, err := d.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,26 +204,5 @@ func (d *daemon) metric(t *testing.T, sample string) float64 {
 	return 0
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// eventually polls cond until it holds or timeout passes, and returns how
-// long it took; on timeout it fails the test with what cond last said.
-func eventually(t testing.TB, what string, timeout, poll time.Duration, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		ok, last := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not true after %v; last: %s", what, timeout, last)
-		}
-		time.Sleep(poll)
-	}
-}
+// tail is e2etest.Tail, for the tests in this package.
+var tail = e2etest.Tail

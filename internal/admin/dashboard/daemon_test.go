@@ -5,32 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/portcullis-lb/portcullis/internal/testbin"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // flipServer is a backend whose every answer (health check or traffic) is
 // 200 or, once failing is set, 500.
@@ -54,23 +40,6 @@ func newFlipServer(t *testing.T, name string) *flipServer {
 
 func (s *flipServer) addr() string { return strings.TrimPrefix(s.URL, "http://") }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDashboardDaemon runs the real daemon (an L7 listener, a pool of two
 // backends in this test, an HTTP health check on it) and drives its
 // dashboard in headless Chromium: the page shows the node and the endpoints'
@@ -78,10 +47,9 @@ func (s *syncBuffer) String() string {
 // comes back, and a drain through the page reaches the daemon.
 func TestDashboardDaemon(t *testing.T) {
 	b := newBrowser(t)
-	bin := testbin.Portcullis(t)
 
 	a, c := newFlipServer(t, "backend-a"), newFlipServer(t, "backend-b")
-	adminPort, webPort := freePort(t), freePort(t)
+	adminPort, webPort := e2etest.FreePort(t), e2etest.FreePort(t)
 	const token = "dashboard-test-token"
 	cfg := fmt.Sprintf(`node:
   name: dash-test
@@ -112,29 +80,15 @@ healthchecks:
     rise: 1
     fall: 1
 `, adminPort, token, webPort, a.addr(), c.addr())
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "portcullis.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", logs.String())
-		}
+	d := e2etest.StartLoop(t, e2etest.LoopOptions{
+		AdminPort:     adminPort,
+		Config:        cfg,
+		Client:        http.DefaultClient,
+		ReadyTimeout:  15 * time.Second,
+		ReadyPoll:     50 * time.Millisecond,
+		KillAtCleanup: true,
 	})
-	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
-	waitHTTP(t, admin+"/readyz", exited)
+	cfgPath, admin := d.ConfigPath, d.AdminBase
 
 	// Some traffic through the proxy, so the endpoints show request rates.
 	stop := make(chan struct{})
@@ -241,25 +195,6 @@ healthchecks:
 		t.Errorf("%s still drained in the daemon after Undrain", c.addr())
 	}
 	b.checkClean()
-}
-
-func waitHTTP(t *testing.T, url string, exited <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("%s not ready after 15s", url)
 }
 
 func servesDashboard(url string) bool {
