@@ -30,8 +30,8 @@ import (
 type ports struct{ admin, web, d1, d2, d3 int }
 
 func newPorts(t *testing.T) ports {
-	f := e2etest.FreePort
-	return ports{f(t), f(t), f(t), f(t), f(t)}
+	p := e2etest.FreePorts(t, 5)
+	return ports{p[0], p[1], p[2], p[3], p[4]}
 }
 
 // demoConfig is a quickstart-shaped config on free ports; extra is appended

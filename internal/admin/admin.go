@@ -162,11 +162,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// redacted is the config without secrets, for GET /api/v1/config.
+// redacted is the config without secrets, for GET /api/v1/config: the
+// admin token and the gossip key (with it anyone could join the cluster,
+// vote backends down and claim VIPs).
 func redacted(c *config.Config) *config.Config {
 	cp := *c
 	if cp.Admin.Token != "" {
 		cp.Admin.Token = "REDACTED"
+	}
+	if cp.Cluster != nil && cp.Cluster.Key != "" {
+		cl := *cp.Cluster
+		cl.Key = "REDACTED"
+		cp.Cluster = &cl
 	}
 	return &cp
 }

@@ -59,17 +59,23 @@ func (d *Daemon) localHealth() cluster.Health {
 // that memberlist cannot change while running (bind, key, profile, name)
 // are logged and take effect at the next restart; the rest of the reload
 // stands.
+//
+// The plane's lock only guards the pointer: Start, Update and Leave run
+// without it, because the node's own loop calls back into the daemon
+// (OnAgreedChange → refreshL4 → clusterNode) and Leave waits for that loop.
+// Callers are serialised by the daemon (start-up, then reloadMu).
 func (d *Daemon) applyCluster(cfg *config.Config) error {
 	p := d.cluster
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	n := d.clusterNode()
 	if cfg.Cluster == nil {
-		if p.node != nil {
+		if n != nil {
+			p.mu.Lock()
+			p.node = nil
+			p.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			d.unregisterCluster(p.node)
-			err := p.node.Leave(ctx)
-			p.node = nil
+			d.unregisterCluster(n)
+			err := n.Leave(ctx)
 			d.log.Info("left the cluster: no cluster section any more", "err", err)
 		}
 		return nil
@@ -78,23 +84,28 @@ func (d *Daemon) applyCluster(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if p.node == nil {
-		n, err := cluster.Start(o)
+	if n == nil {
+		n, err = cluster.Start(o)
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
 		for _, c := range n.Collectors() {
 			_ = d.metrics.Registry.Register(c)
 		}
+		p.mu.Lock()
 		p.node = n
-		return nil
-	}
-	if err := p.node.Update(o); err != nil {
-		if errors.Is(err, cluster.ErrRestartRequired) {
-			d.log.Warn("cluster settings changed that take effect at the next restart", "err", err)
-			return nil
+		p.mu.Unlock()
+	} else if err := n.Update(o); err != nil {
+		if !errors.Is(err, cluster.ErrRestartRequired) {
+			return err
 		}
-		return err
+		d.log.Warn("cluster settings changed that take effect at the next restart", "err", err)
+	}
+	// Verdicts reached before the node existed (the first checks run at
+	// start-up) or for VIPs this config adds were never voted: vote them
+	// all now; SetVote gossips only what changed.
+	for _, v := range cfg.VIPs {
+		d.vote(v.Name)
 	}
 	return nil
 }

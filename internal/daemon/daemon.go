@@ -80,6 +80,11 @@ type Daemon struct {
 // Run loads the config, starts everything, and blocks until ctx is done or
 // SIGTERM/SIGINT arrives; then it drains and returns.
 func Run(ctx context.Context, opts Options) error {
+	// Signals first: a SIGHUP during a slow start (a cluster join can take
+	// seconds) must wait in the channel, not kill the process by default.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	cfg, err := config.Load(opts.ConfigPath)
 	if err != nil {
 		return err
@@ -113,10 +118,6 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log.Info("portcullis started", "version", buildinfo.Version, "node", cfg.Node.Name, "config", cfg.Path, "digest", short(cfg.Digest))
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 
 	changes := make(chan struct{}, 1)
 	if opts.WatchConfig {
@@ -232,11 +233,16 @@ func (d *Daemon) rollbackDemo(old *generation) {
 func (d *Daemon) Reload(_ context.Context, reason string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	start := time.Now()
-	cfg, err := config.Load(d.opts.ConfigPath)
-	if cfg != nil {
-		d.lastDigest = cfg.Digest
+	if d.draining.Load() {
+		return errors.New("shutting down: reloads are refused")
 	}
+	start := time.Now()
+	// Remember the bytes tried, valid or not, so that the file watcher does
+	// not reject (and count) the same broken file again on every event.
+	if b, rerr := os.ReadFile(d.opts.ConfigPath); rerr == nil {
+		d.lastDigest = config.DigestOf(b)
+	}
+	cfg, err := config.Load(d.opts.ConfigPath)
 	if err == nil {
 		err = d.apply(cfg)
 	}
@@ -325,7 +331,11 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 }
 
 func (d *Daemon) shutdown() error {
+	// Under reloadMu: a reload in progress finishes first, and none starts
+	// after (it would rejoin the cluster this node is leaving).
+	d.reloadMu.Lock()
 	d.draining.Store(true)
+	d.reloadMu.Unlock()
 	cfg := d.gen.Load().cfg
 	drain := cfg.Shutdown.Drain.D()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l4"
@@ -21,6 +22,8 @@ type l4Plane struct {
 	applied *config.Config
 	// peerState is the last logged peerProxyState.
 	peerState string
+	// attached mirrors dp != nil for readers that must not take mu.
+	attached atomic.Bool
 }
 
 // L4Config is the part of the config that is compiled into the XDP
@@ -81,6 +84,12 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	p := d.l4
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	want := L4Config(cfg)
+	// Refuse before touching anything, so a refused reload leaves lo, the
+	// sysctls and the maps as they were.
+	if p.dp != nil && len(svcs) > 0 && p.cfg != want {
+		return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size, udp_timeout and syn_flood_rate are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
+	}
 	// In a cluster, VIPs served by the local L7 proxy go on lo (and the
 	// ARP sysctls are set) before the maps can hand it their packets.
 	if err := d.syncLocalVIPs(cfg); err != nil {
@@ -89,8 +98,6 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 		}
 		d.log.Warn("cleaning VIPs off lo", "err", err)
 	}
-	p.applied = cfg
-	want := L4Config(cfg)
 	d.peerProxies(cfg, svcs)
 	d.logPeerProxies(p, svcs)
 	if len(svcs) == 0 {
@@ -98,15 +105,18 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 			d.metrics.Registry.Unregister(p.dp.Collector())
 			p.dp.Close()
 			p.dp = nil
+			p.attached.Store(false)
 			d.log.Info("XDP detached: no VIPs configured")
 		}
+		p.applied = cfg
 		return nil
 	}
 	if p.dp != nil {
-		if p.cfg != want {
-			return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size, udp_timeout and syn_flood_rate are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
+		if err := p.dp.Apply(svcs); err != nil {
+			return err
 		}
-		return p.dp.Apply(svcs)
+		p.applied = cfg
+		return nil
 	}
 	dp, err := l4.New(want, d.log.With("component", "l4"))
 	if err != nil {
@@ -124,19 +134,17 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	if err := d.metrics.Registry.Register(dp.Collector()); err != nil {
 		d.log.Warn("l4 metrics not registered", "err", err)
 	}
-	p.dp, p.cfg = dp, want
+	p.dp, p.cfg, p.applied = dp, want, cfg
+	p.attached.Store(true)
 	d.log.Info("XDP attached", "interface", want.Interface, "mode", dp.AttachedMode(), "vips", len(svcs))
 	return nil
 }
 
-// l4Attached reports whether the XDP program is attached.
+// l4Attached reports whether the XDP program is attached. It takes no lock:
+// the cluster node asks it (through localHealth) while holding its own lock,
+// and refreshL4 calls into the node while holding the L4 lock.
 func (d *Daemon) l4Attached() bool {
-	if d.l4 == nil {
-		return false
-	}
-	d.l4.mu.Lock()
-	defer d.l4.mu.Unlock()
-	return d.l4.dp != nil
+	return d.l4 != nil && d.l4.attached.Load()
 }
 
 // refreshL4 rewrites the maps after a health change.
@@ -172,6 +180,7 @@ func (d *Daemon) closeL4() {
 	if d.l4.dp != nil {
 		d.l4.dp.Close()
 		d.l4.dp = nil
+		d.l4.attached.Store(false)
 		d.log.Info("XDP detached")
 	}
 	d.removeLocalVIPs()

@@ -20,12 +20,37 @@ import (
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if fresh(port) {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// given holds every port these helpers handed out in this process: the
+// kernel may return a port it just gave to a closed probe socket, and two
+// listeners of one test on the same port fail in confusing ways.
+var given sync.Map
+
+func fresh(port int) bool {
+	_, taken := given.LoadOrStore(port, true)
+	return !taken
+}
+
+// FreePorts returns n distinct free ports (FreePort n times).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = FreePort(t)
+	}
+	return ports
 }
 
 // FreeTCPUDPPort returns a port that was free a moment ago for both TCP
@@ -42,7 +67,9 @@ func FreeTCPUDPPort(t testing.TB) int {
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			return port
+			if fresh(port) {
+				return port
+			}
 		}
 	}
 	t.Fatal("no port free for both TCP and UDP")
