@@ -89,7 +89,7 @@ healthchecks:
 	if b := vipBackend(dash, "web6", "be1"); b == nil || b.Health.State != "up" {
 		t.Fatalf("be1 of the IPv6 VIP: %+v, want up", b)
 	}
-	if name, err := oneConn(t.Context(), client, netip.AddrPortFrom(vip6, vipPort).String(), 2); err != nil || name != "be1" {
+	if name, err := e2etest.OneConn(t.Context(), client, netip.AddrPortFrom(vip6, vipPort).String(), 2, dialTimeout); err != nil || name != "be1" {
 		t.Errorf("a connection to the IPv6 VIP: answered by %q, %v", name, err)
 	}
 }

@@ -3,18 +3,13 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -196,14 +191,14 @@ func TestHealthToXDP(t *testing.T) {
 	web := netip.AddrPortFrom(vip, vipPort).String()
 
 	t.Run("all three backends take new connections", func(t *testing.T) {
-		res := runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Fatalf("%s", res.failures(100))
+		res := e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Fatalf("%s", res.Failures(100))
 		}
-		t.Logf("100 connections: %v", res.perBackend)
+		t.Logf("100 connections: %v", res.PerBackend)
 		for _, be := range []string{"be1", "be2", "be3"} {
-			if res.perBackend[be] < 10 {
-				t.Errorf("%s answered %d of 100 connections, want at least 10", be, res.perBackend[be])
+			if res.PerBackend[be] < 10 {
+				t.Errorf("%s answered %d of 100 connections, want at least 10", be, res.PerBackend[be])
 			}
 		}
 	})
@@ -233,13 +228,13 @@ func TestHealthToXDP(t *testing.T) {
 			}
 		}
 
-		res := runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("with be2 down: %s", res.failures(100))
+		res := e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("with be2 down: %s", res.Failures(100))
 		}
-		t.Logf("be2 down, 100 connections: %v", res.perBackend)
-		if res.perBackend["be2"] != 0 {
-			t.Errorf("be2 (down) answered %d new connections", res.perBackend["be2"])
+		t.Logf("be2 down, 100 connections: %v", res.PerBackend)
+		if res.PerBackend["be2"] != 0 {
+			t.Errorf("be2 (down) answered %d new connections", res.PerBackend["be2"])
 		}
 
 		restarted := time.Now()
@@ -256,13 +251,13 @@ func TestHealthToXDP(t *testing.T) {
 		if b2 := vipBackend(dash, "web", "be2"); !hasTransition(b2.Health.History, "down", "up", restarted) {
 			t.Errorf("be2's history has no down→up since the restart: %s", historyString(b2.Health.History))
 		}
-		res = runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("be2 back: %s", res.failures(100))
+		res = e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("be2 back: %s", res.Failures(100))
 		}
-		t.Logf("be2 back, 100 connections: %v", res.perBackend)
-		if res.perBackend["be2"] < 10 {
-			t.Errorf("be2 answered %d of 100 new connections after it came back, want at least 10", res.perBackend["be2"])
+		t.Logf("be2 back, 100 connections: %v", res.PerBackend)
+		if res.PerBackend["be2"] < 10 {
+			t.Errorf("be2 answered %d of 100 new connections after it came back, want at least 10", res.PerBackend["be2"])
 		}
 	})
 
@@ -275,7 +270,7 @@ func TestHealthToXDP(t *testing.T) {
 		// Its server still answers on its own address: a check of that
 		// address would pass.
 		own := netip.AddrPortFrom(be3.IPv4(), vipPort).String()
-		if name, err := oneConn(ctx, l.client, own, 2); err != nil || name != "be3" {
+		if name, err := e2etest.OneConn(ctx, l.client, own, 2, dialTimeout); err != nil || name != "be3" {
 			t.Fatalf("be3's own address %s: answered by %q, %v; want be3", own, name, err)
 		}
 		took := e2etest.Eventually(t, "be3 down", downBound(checkFall), 20*time.Millisecond, func() (bool, string) {
@@ -293,13 +288,13 @@ func TestHealthToXDP(t *testing.T) {
 		if !hasTransition(b3.Health.History, "up", "down", removed) {
 			t.Errorf("be3's history has no up→down since the VIP was removed: %s", historyString(b3.Health.History))
 		}
-		res := runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("with be3 down: %s", res.failures(100))
+		res := e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("with be3 down: %s", res.Failures(100))
 		}
-		t.Logf("be3 without the VIP, 100 connections: %v", res.perBackend)
-		if res.perBackend["be3"] != 0 {
-			t.Errorf("be3 (down) answered %d new connections", res.perBackend["be3"])
+		t.Logf("be3 without the VIP, 100 connections: %v", res.PerBackend)
+		if res.PerBackend["be3"] != 0 {
+			t.Errorf("be3 (down) answered %d new connections", res.PerBackend["be3"])
 		}
 
 		if err := be3.AddAddr(netip.PrefixFrom(vip, 32), "lo"); err != nil {
@@ -322,7 +317,7 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 	web := netip.AddrPortFrom(vip, vipPort).String()
 
 	// Established connections, at least 3 of them on be1.
-	var flows []*flow
+	var flows []*e2etest.Flow
 	t.Cleanup(func() {
 		for _, f := range flows {
 			f.Close()
@@ -330,12 +325,12 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 	})
 	onBE1 := 0
 	for i := 0; i < 60 && onBE1 < 3; i++ {
-		f, err := dialFlow(ctx, l.client, web)
+		f, err := e2etest.DialFlow(ctx, l.client, web, dialTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
 		flows = append(flows, f)
-		if f.backend == "be1" {
+		if f.Backend == "be1" {
 			onBE1++
 		}
 	}
@@ -356,8 +351,8 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 	exchangeAll := func(when string) {
 		t.Helper()
 		for _, f := range flows {
-			if _, err := f.exchange(3 * time.Second); err != nil {
-				t.Errorf("%s: established connection on %s: %v", when, f.backend, err)
+			if _, err := f.Exchange(3 * time.Second); err != nil {
+				t.Errorf("%s: established connection on %s: %v", when, f.Backend, err)
 			}
 		}
 	}
@@ -431,13 +426,13 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 			t.Errorf("drained be1: portcullis_l4_backend_up = %v, want 1 (drained is not down)", up)
 		}
 		exchangeAll("be1 drained")
-		res := runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("be1 drained: %s", res.failures(100))
+		res := e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("be1 drained: %s", res.Failures(100))
 		}
-		t.Logf("be1 drained, 100 connections: %v", res.perBackend)
-		if res.perBackend["be1"] != 0 {
-			t.Errorf("drained be1 answered %d new connections", res.perBackend["be1"])
+		t.Logf("be1 drained, 100 connections: %v", res.PerBackend)
+		if res.PerBackend["be1"] != 0 {
+			t.Errorf("drained be1 answered %d new connections", res.PerBackend["be1"])
 		}
 		// And the established ones still work after all that traffic.
 		exchangeAll("be1 drained, after 100 new connections")
@@ -450,13 +445,13 @@ func TestDrainThroughTheAdminAPI(t *testing.T) {
 		e2etest.Eventually(t, "be1 undrained", 5*time.Second, 20*time.Millisecond, func() (bool, string) {
 			return l.backendsAre(map[string]string{"be1": "up", "be2": "up", "be3": "up"})
 		})
-		res := runConns(ctx, l.client, web, 100, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("be1 undrained: %s", res.failures(100))
+		res := e2etest.RunConns(ctx, l.client, web, 100, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("be1 undrained: %s", res.Failures(100))
 		}
-		t.Logf("be1 undrained, 100 connections: %v", res.perBackend)
-		if res.perBackend["be1"] < 10 {
-			t.Errorf("be1 answered %d of 100 new connections after the undrain, want at least 10", res.perBackend["be1"])
+		t.Logf("be1 undrained, 100 connections: %v", res.PerBackend)
+		if res.PerBackend["be1"] < 10 {
+			t.Errorf("be1 answered %d of 100 new connections after the undrain, want at least 10", res.PerBackend["be1"])
 		}
 		exchangeAll("be1 undrained")
 	})
@@ -484,129 +479,5 @@ func (d *daemon) dashboard() (*dashboard.Data, error) {
 	return &out, nil
 }
 
-// flow is one client connection and the backend that answers it.
-type flow struct {
-	c       net.Conn
-	r       *bufio.Reader
-	backend string
-	sent    int
-}
-
-func dialFlow(ctx context.Context, client *netlab.Host, addr string) (*flow, error) {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	c, err := client.Dial(dctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	f := &flow{c: c, r: bufio.NewReader(c)}
-	name, err := f.exchange(3 * time.Second)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	f.backend = name
-	return f, nil
-}
-
-// exchange sends one line and returns who echoed it; an echo from another
-// backend than the first one is an error.
-func (f *flow) exchange(timeout time.Duration) (string, error) {
-	f.sent++
-	msg := fmt.Sprintf("msg %d from %s", f.sent, f.c.LocalAddr())
-	f.c.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(f.c, msg+"\n"); err != nil {
-		return "", fmt.Errorf("%s: send %d: %w", f.c.LocalAddr(), f.sent, err)
-	}
-	line, err := f.r.ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("%s: reply %d: %w", f.c.LocalAddr(), f.sent, err)
-	}
-	name, echo, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-	if !ok || echo != msg {
-		return "", fmt.Errorf("%s: reply %d is %q, want \"NAME %s\"", f.c.LocalAddr(), f.sent, line, msg)
-	}
-	if f.backend != "" && name != f.backend {
-		return name, fmt.Errorf("%s: reply %d came from %s, the connection started on %s", f.c.LocalAddr(), f.sent, name, f.backend)
-	}
-	return name, nil
-}
-
-func (f *flow) Close() error { return f.c.Close() }
-
-type loadResult struct {
-	perBackend map[string]int
-	errs       []error
-	skipped    int
-}
-
-// maxConnErrs stops a batch early: a broken dataplane fails fast instead
-// of waiting out a hundred dial timeouts.
-const maxConnErrs = 10
-
-// runConns makes n connections to addr, conc at a time; each exchanges
-// msgs lines with one backend and is closed.
-func runConns(ctx context.Context, client *netlab.Host, addr string, n, conc, msgs int) loadResult {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	res := loadResult{perBackend: map[string]int{}}
-	var mu sync.Mutex
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for range jobs {
-				if ctx.Err() != nil {
-					mu.Lock()
-					res.skipped++
-					mu.Unlock()
-					continue
-				}
-				name, err := oneConn(ctx, client, addr, msgs)
-				mu.Lock()
-				if err != nil {
-					res.errs = append(res.errs, err)
-					if len(res.errs) >= maxConnErrs {
-						cancel()
-					}
-				} else {
-					res.perBackend[name]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return res
-}
-
-func (r loadResult) failures(n int) string {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%d of %d connections failed, %d not tried after that:", len(r.errs), n, r.skipped)
-	for i, err := range r.errs {
-		if i == 5 {
-			fmt.Fprintf(&b, "\n\t... and %d more", len(r.errs)-5)
-			break
-		}
-		fmt.Fprintf(&b, "\n\t%v", err)
-	}
-	return b.String()
-}
-
-func oneConn(ctx context.Context, client *netlab.Host, addr string, msgs int) (string, error) {
-	f, err := dialFlow(ctx, client, addr)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	for i := 1; i < msgs; i++ {
-		if _, err := f.exchange(3 * time.Second); err != nil {
-			return "", err
-		}
-	}
-	return f.backend, nil
-}
+// dialTimeout bounds every dial of a client connection to a VIP.
+const dialTimeout = 3 * time.Second

@@ -65,19 +65,19 @@ func testMode(t *testing.T, bin, mode string) {
 	var balanced map[string]int
 	balanceOK := t.Run("hundreds of connections all succeed, balance and never change backend", func(t *testing.T) {
 		const n, conc, msgs = 300, 8, 4
-		res := runConns(ctx, tp.client, web, n, conc, msgs)
-		balanced = res.perBackend
-		if len(res.errs) > 0 {
-			t.Errorf("%s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, web, n, conc, msgs, dialTimeout)
+		balanced = res.PerBackend
+		if len(res.Errs) > 0 {
+			t.Errorf("%s", res.Failures(n))
 		}
-		t.Logf("%d connections: %v", n, res.perBackend)
-		for name, c := range res.perBackend {
+		t.Logf("%d connections: %v", n, res.PerBackend)
+		for name, c := range res.PerBackend {
 			if name != "be1" && name != "be2" {
 				t.Errorf("%d connections answered by %q, which is not a backend of the VIP", c, name)
 			}
 		}
 		for _, be := range []string{"be1", "be2"} {
-			if share := float64(res.perBackend[be]) / n; share < 0.30 || share > 0.70 {
+			if share := float64(res.PerBackend[be]) / n; share < 0.30 || share > 0.70 {
 				t.Errorf("%s got %.0f%% of the connections, want 30%%-70%%", be, 100*share)
 			}
 		}
@@ -87,15 +87,15 @@ func testMode(t *testing.T, bin, mode string) {
 	var balanced6 map[string]int
 	t.Run("IPv6 connections through the VIP balance too", func(t *testing.T) {
 		const n = 100
-		res := runConns(ctx, tp.client, web6, n, 8, 3)
-		balanced6 = res.perBackend
-		if len(res.errs) > 0 {
-			t.Errorf("%s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, web6, n, 8, 3, dialTimeout)
+		balanced6 = res.PerBackend
+		if len(res.Errs) > 0 {
+			t.Errorf("%s", res.Failures(n))
 		}
-		t.Logf("%d connections: %v", n, res.perBackend)
+		t.Logf("%d connections: %v", n, res.PerBackend)
 		for _, be := range []string{"be1", "be2"} {
 			// 25%-75%: five standard deviations of a fair split of 100.
-			if share := float64(res.perBackend[be]) / n; share < 0.25 || share > 0.75 {
+			if share := float64(res.PerBackend[be]) / n; share < 0.25 || share > 0.75 {
 				t.Errorf("%s got %.0f%% of the connections, want 25%%-75%%", be, 100*share)
 			}
 		}
@@ -104,12 +104,12 @@ func testMode(t *testing.T, bin, mode string) {
 	t.Run("a local backend reaches a server on the LB node itself", func(t *testing.T) {
 		const n = 20
 		before := d.metrics(t)
-		res := runConns(ctx, tp.client, local, n, 4, 3)
-		if len(res.errs) > 0 {
-			t.Errorf("%s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, local, n, 4, 3, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("%s", res.Failures(n))
 		}
-		if res.perBackend["lb"] != n-len(res.errs) {
-			t.Errorf("answered by %v, want only lb", res.perBackend)
+		if res.PerBackend["lb"] != n-len(res.Errs) {
+			t.Errorf("answered by %v, want only lb", res.PerBackend)
 		}
 		// The LB holds the address, so its kernel would answer even
 		// without XDP: the counters prove the packets took the VIP path
@@ -187,21 +187,21 @@ func testMode(t *testing.T, bin, mode string) {
 		// One more line on every open connection, all at once so that the
 		// ones that time out share one deadline.
 		type outcome struct {
-			f   *flow
+			f   *e2etest.Flow
 			err error
 		}
 		outs := make([]outcome, len(open))
 		var wg sync.WaitGroup
 		for i, f := range open {
 			wg.Go(func() {
-				_, err := f.exchange(2 * time.Second)
+				_, err := f.Exchange(2 * time.Second)
 				outs[i] = outcome{f, err}
 			})
 		}
 		wg.Wait()
 		resets, timeouts := 0, 0
 		for _, o := range outs {
-			switch o.f.backend {
+			switch o.f.Backend {
 			case "be1":
 				if o.err != nil {
 					t.Errorf("connection on be1 broke after be2 was removed: %v", o.err)
@@ -209,13 +209,13 @@ func testMode(t *testing.T, bin, mode string) {
 			case "be2":
 				switch {
 				case o.err == nil:
-					t.Errorf("connection %s on removed backend be2 still works", o.f.c.LocalAddr())
+					t.Errorf("connection %s on removed backend be2 still works", o.f.Conn.LocalAddr())
 				case errors.Is(o.err, syscall.ECONNRESET):
 					resets++
 				case isTimeout(o.err):
 					timeouts++
 				default:
-					t.Errorf("connection %s on be2: want a reset or a timeout, got %v", o.f.c.LocalAddr(), o.err)
+					t.Errorf("connection %s on be2: want a reset or a timeout, got %v", o.f.Conn.LocalAddr(), o.err)
 				}
 			}
 		}
@@ -225,20 +225,20 @@ func testMode(t *testing.T, bin, mode string) {
 		}
 		// be1's connections keep going.
 		for _, f := range open {
-			if f.backend == "be1" {
-				if _, err := f.exchange(2 * time.Second); err != nil {
+			if f.Backend == "be1" {
+				if _, err := f.Exchange(2 * time.Second); err != nil {
 					t.Errorf("connection on be1, second line after reload: %v", err)
 				}
 			}
 		}
 
 		const n = 100
-		res := runConns(ctx, tp.client, web, n, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("new connections: %s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, web, n, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("new connections: %s", res.Failures(n))
 		}
-		if res.perBackend["be1"] != n {
-			t.Errorf("new connections after reload went to %v, want all %d on be1", res.perBackend, n)
+		if res.PerBackend["be1"] != n {
+			t.Errorf("new connections after reload went to %v, want all %d on be1", res.PerBackend, n)
 		}
 
 		m := d.metrics(t)
@@ -256,33 +256,33 @@ func testMode(t *testing.T, bin, mode string) {
 		}
 		// All on be1 now. After be2 comes back Maglev would send about
 		// half of these tuples to be2; conntrack must keep them on be1.
-		var open []*flow
+		var open []*e2etest.Flow
 		defer func() { closeAll(open) }()
 		for range 16 {
-			f, err := dialFlow(ctx, tp.client, web)
+			f, err := e2etest.DialFlow(ctx, tp.client, web, dialTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.backend != "be1" {
-				t.Fatalf("connection answered by %s while be2 is out of the config", f.backend)
+			if f.Backend != "be1" {
+				t.Fatalf("connection answered by %s while be2 is out of the config", f.Backend)
 			}
 			open = append(open, f)
 		}
 		// This time through the admin API (SIGHUP above).
 		d.reloadByAPI(t, daemonConfig(tp, mode, be2Serving))
 		for _, f := range open {
-			if _, err := f.exchange(2 * time.Second); err != nil {
+			if _, err := f.Exchange(2 * time.Second); err != nil {
 				t.Errorf("established connection after be2 was re-added: %v", err)
 			}
 		}
 		const n = 100
-		res := runConns(ctx, tp.client, web, n, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("new connections: %s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, web, n, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("new connections: %s", res.Failures(n))
 		}
-		t.Logf("%d new connections: %v", n, res.perBackend)
+		t.Logf("%d new connections: %v", n, res.PerBackend)
 		for _, be := range []string{"be1", "be2"} {
-			if share := float64(res.perBackend[be]) / n; share < 0.25 || share > 0.75 {
+			if share := float64(res.PerBackend[be]) / n; share < 0.25 || share > 0.75 {
 				t.Errorf("%s got %.0f%% of the new connections, want 25%%-75%%", be, 100*share)
 			}
 		}
@@ -296,17 +296,17 @@ func testMode(t *testing.T, bin, mode string) {
 		defer closeAll(open)
 		d.reload(t, daemonConfig(tp, mode, be2Drained))
 		for _, f := range open {
-			if _, err := f.exchange(2 * time.Second); err != nil {
-				t.Errorf("connection on %s after be2 was drained: %v", f.backend, err)
+			if _, err := f.Exchange(2 * time.Second); err != nil {
+				t.Errorf("connection on %s after be2 was drained: %v", f.Backend, err)
 			}
 		}
 		const n = 100
-		res := runConns(ctx, tp.client, web, n, 8, 2)
-		if len(res.errs) > 0 {
-			t.Errorf("new connections: %s", res.failures(n))
+		res := e2etest.RunConns(ctx, tp.client, web, n, 8, 2, dialTimeout)
+		if len(res.Errs) > 0 {
+			t.Errorf("new connections: %s", res.Failures(n))
 		}
-		if res.perBackend["be1"] != n {
-			t.Errorf("new connections with be2 drained went to %v, want all %d on be1", res.perBackend, n)
+		if res.PerBackend["be1"] != n {
+			t.Errorf("new connections with be2 drained went to %v, want all %d on be1", res.PerBackend, n)
 		}
 		m := d.metrics(t)
 		if up, _ := m.Get("portcullis_l4_backend_up", "service=web", "backend=be2"); up != 1 {
@@ -316,7 +316,7 @@ func testMode(t *testing.T, bin, mode string) {
 	})
 
 	// Held across the daemon's stop and restart below.
-	var held []*flow
+	var held []*e2etest.Flow
 	defer func() { closeAll(held) }()
 
 	t.Run("stopping the daemon detaches XDP", func(t *testing.T) {
@@ -336,7 +336,7 @@ func testMode(t *testing.T, bin, mode string) {
 		}
 		// Without XDP the LB's own stack gets the VIP's SYNs; it holds
 		// the address but nothing listens on the port: refused.
-		_, err := dialFlow(ctx, tp.client, web)
+		_, err := e2etest.DialFlow(ctx, tp.client, web, dialTimeout)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("connection to the VIP with the daemon stopped: %v, want connection refused by the LB", err)
 		}
@@ -351,8 +351,8 @@ func testMode(t *testing.T, bin, mode string) {
 		// table, which the same seed and backends make identical.
 		d = startDaemon(t, tp.lb, bin, daemonConfig(tp, mode, be2Serving))
 		for _, f := range held {
-			if _, err := f.exchange(2 * time.Second); err != nil {
-				t.Errorf("connection on %s after the daemon restarted: %v", f.backend, err)
+			if _, err := f.Exchange(2 * time.Second); err != nil {
+				t.Errorf("connection on %s after the daemon restarted: %v", f.Backend, err)
 			}
 		}
 		m := d.metrics(t)
@@ -365,18 +365,18 @@ func testMode(t *testing.T, bin, mode string) {
 // openOnBoth opens connections to addr until at least 20 are open and
 // each backend holds 4; with an even split that is nearly always 20, the
 // bound of 80 is for safety.
-func openOnBoth(t *testing.T, tp *topo, addr string) ([]*flow, map[string]int) {
+func openOnBoth(t *testing.T, tp *topo, addr string) ([]*e2etest.Flow, map[string]int) {
 	t.Helper()
-	var open []*flow
+	var open []*e2etest.Flow
 	count := map[string]int{}
 	for i := 0; i < 80 && (len(open) < 20 || count["be1"] < 4 || count["be2"] < 4); i++ {
-		f, err := dialFlow(t.Context(), tp.client, addr)
+		f, err := e2etest.DialFlow(t.Context(), tp.client, addr, dialTimeout)
 		if err != nil {
 			closeAll(open)
 			t.Fatal(err)
 		}
 		open = append(open, f)
-		count[f.backend]++
+		count[f.Backend]++
 	}
 	if count["be1"] < 4 || count["be2"] < 4 {
 		closeAll(open)
@@ -385,7 +385,7 @@ func openOnBoth(t *testing.T, tp *topo, addr string) ([]*flow, map[string]int) {
 	return open, count
 }
 
-func closeAll(fs []*flow) {
+func closeAll(fs []*e2etest.Flow) {
 	for _, f := range fs {
 		f.Close()
 	}

@@ -3,18 +3,13 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -121,142 +116,8 @@ func newTopo(t *testing.T, mode string) *topo {
 	return tp
 }
 
-// flow is one client connection to a VIP and the host that answers it.
-type flow struct {
-	c       net.Conn
-	r       *bufio.Reader
-	backend string // from the first reply
-	sent    int
-}
-
-// dialFlow connects from the client to addr and makes the first exchange,
-// which names the backend.
-func dialFlow(ctx context.Context, client *netlab.Host, addr string) (*flow, error) {
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(dctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	f := &flow{c: c, r: bufio.NewReader(c)}
-	name, err := f.exchange(3 * time.Second)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	f.backend = name
-	return f, nil
-}
-
-// exchange sends one line and returns the name of the host that echoed
-// it. A reply that is not the echo of what was sent is an error.
-func (f *flow) exchange(timeout time.Duration) (string, error) {
-	f.sent++
-	msg := fmt.Sprintf("msg %d from %s", f.sent, f.c.LocalAddr())
-	f.c.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(f.c, msg+"\n"); err != nil {
-		return "", fmt.Errorf("%s: send %d: %w", f.c.LocalAddr(), f.sent, err)
-	}
-	line, err := f.r.ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("%s: reply %d: %w", f.c.LocalAddr(), f.sent, err)
-	}
-	name, echo, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-	if !ok || echo != msg {
-		return "", fmt.Errorf("%s: reply %d is %q, want \"NAME %s\"", f.c.LocalAddr(), f.sent, line, msg)
-	}
-	if f.backend != "" && name != f.backend {
-		return name, fmt.Errorf("%s: reply %d came from %s, the connection started on %s", f.c.LocalAddr(), f.sent, name, f.backend)
-	}
-	return name, nil
-}
-
-func (f *flow) Close() error { return f.c.Close() }
-
-// loadResult is what a batch of connections saw.
-type loadResult struct {
-	perBackend map[string]int
-	errs       []error
-	// skipped connections were never tried: the batch gave up after
-	// maxConnErrs failures, so a broken dataplane fails fast instead of
-	// waiting out hundreds of dial timeouts.
-	skipped int
-}
-
-const maxConnErrs = 10
-
-// runConns makes n connections to addr, at most conc at a time; each one
-// exchanges msgs lines (every reply must come from the host that answered
-// the first) and is closed by the client.
-func runConns(ctx context.Context, client *netlab.Host, addr string, n, conc, msgs int) loadResult {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	res := loadResult{perBackend: map[string]int{}}
-	var mu sync.Mutex
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for range jobs {
-				if ctx.Err() != nil {
-					mu.Lock()
-					res.skipped++
-					mu.Unlock()
-					continue
-				}
-				name, err := oneConn(ctx, client, addr, msgs)
-				mu.Lock()
-				if err != nil {
-					res.errs = append(res.errs, err)
-					if len(res.errs) >= maxConnErrs {
-						cancel()
-					}
-				} else {
-					res.perBackend[name]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return res
-}
-
-// failures describes the failed and skipped connections of a batch.
-func (r loadResult) failures(n int) string {
-	return fmt.Sprintf("%d of %d connections failed, %d not tried after that:%s", len(r.errs), n, r.skipped, firstErrs(r.errs))
-}
-
-func oneConn(ctx context.Context, client *netlab.Host, addr string, msgs int) (string, error) {
-	f, err := dialFlow(ctx, client, addr)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	for i := 1; i < msgs; i++ {
-		if _, err := f.exchange(3 * time.Second); err != nil {
-			return "", err
-		}
-	}
-	return f.backend, nil
-}
-
-// firstErrs formats up to 5 errors for a failure message.
-func firstErrs(errs []error) string {
-	var b strings.Builder
-	for i, err := range errs {
-		if i == 5 {
-			fmt.Fprintf(&b, "\n\t... and %d more", len(errs)-5)
-			break
-		}
-		fmt.Fprintf(&b, "\n\t%v", err)
-	}
-	return b.String()
-}
+// dialTimeout bounds every dial of a client connection to a VIP.
+const dialTimeout = 5 * time.Second
 
 // be2State is what the config says about backend be2.
 type be2State int
