@@ -34,9 +34,14 @@ type vipState struct {
 	// maglev_tables (-1: none yet). The next table is written into the
 	// other one and then installed, so the buffer rewritten next is
 	// always the one packets are no longer given.
-	tables   [2]*ebpf.Map
-	active   int
-	sig      string // Maglev input of the installed table
+	tables [2]*ebpf.Map
+	active int
+	sig    string // Maglev input of the installed table
+	// slots counts the installed table's slots per backend name, for
+	// Stats: the admin API and dashboard read the table the maps hold
+	// instead of computing another one.
+	slots    map[string]int
+	tableLen int
 	backends map[string]*beState
 	quic     map[uint8]uint32 // node id -> backend id, as written
 	// published: the vips entry exists. The first Apply of a service
@@ -243,17 +248,19 @@ func (d *Dataplane) upsertVIP(s *Service, key bpf.LBVipKey, sig string, table *m
 	v.quic = quic
 
 	if table != nil {
-		for i, s := range table.Slots {
-			if s < 0 {
+		counts := make(map[string]int, len(s.Backends))
+		for i, slot := range table.Slots {
+			if slot < 0 {
 				d.slots[i] = 0
 			} else {
-				d.slots[i] = ids[s]
+				d.slots[i] = ids[slot]
+				counts[s.Backends[slot].Name]++
 			}
 		}
 		if err := d.flip(v); err != nil {
 			return err
 		}
-		v.sig = sig
+		v.sig, v.slots, v.tableLen = sig, counts, len(table.Slots)
 	}
 
 	meta := bpf.LBVipMeta{VipNum: num}

@@ -43,6 +43,8 @@ type ConntrackStats struct {
 // ServiceStats are one VIP's counters. Bytes count whole frames as
 // received, Ethernet header included.
 type ServiceStats struct {
+	// TableSize is the installed Maglev table's size (0 before the first).
+	TableSize       int            `json:"table_size"`
 	Name            string         `json:"name"`
 	Addr            string         `json:"addr"`
 	Port            uint16         `json:"port"`
@@ -70,6 +72,8 @@ type BackendStats struct {
 	Packets  uint64 `json:"packets"`
 	Bytes    uint64 `json:"bytes"`
 	NewFlows uint64 `json:"new_flows"`
+	// Slots the backend owns in the installed Maglev table.
+	Slots int `json:"slots"`
 }
 
 const conntrackCountTTL = 5 * time.Second
@@ -114,7 +118,8 @@ func (d *Dataplane) Stats() (Stats, error) {
 		var s bpf.LBVipCounters
 		sumInto(&s, vc)
 		ss := ServiceStats{
-			Name: v.svc.Name, Addr: v.svc.Addr.String(), Port: v.svc.Port, Proto: v.svc.Proto,
+			TableSize: v.tableLen,
+			Name:      v.svc.Name, Addr: v.svc.Addr.String(), Port: v.svc.Port, Proto: v.svc.Proto,
 			Packets: s.Packets, Bytes: s.Bytes, NewFlows: s.NewFlows,
 			ConntrackHits: s.CtHits, ConntrackMisses: s.CtMisses, MissesNonSYN: s.CtMissNonSyn,
 			Repicks: s.CtRepicks, QUICRouted: s.QuicRouted, QUICUnknownNode: s.QuicUnknownNode,
@@ -131,6 +136,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 			ss.Backends = append(ss.Backends, BackendStats{
 				Name: b.Name, Mode: b.Mode, Weight: b.Weight, Down: b.Down,
 				Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows,
+				Slots: v.slots[b.Name],
 			})
 		}
 		st.Services = append(st.Services, ss)

@@ -59,14 +59,14 @@ func New(d Daemon, reg *prometheus.Registry, log *slog.Logger) *Server {
 		w.Write([]byte("ready\n"))
 	})
 	s.mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, d.Status())
+		WriteJSON(w, http.StatusOK, d.Status())
 	})
 	s.mux.HandleFunc("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, redacted(d.Config()))
+		WriteJSON(w, http.StatusOK, redacted(d.Config()))
 	})
 	s.mux.Handle("POST /api/v1/reload", s.auth(http.HandlerFunc(s.reload)))
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		WriteJSON(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 	return s
 }
@@ -128,7 +128,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 				msg = "no admin token is configured (admin.token or admin.token_file), so changes are refused"
 			}
 			s.log.Warn("admin request refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: msg})
+			WriteJSON(w, http.StatusUnauthorized, apiError{Error: msg})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -138,7 +138,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	err := s.d.Reload(r.Context(), "admin API")
 	if err == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"result": "success", "digest": s.d.Config().Digest})
+		WriteJSON(w, http.StatusOK, map[string]any{"result": "success", "digest": s.d.Config().Digest})
 		return
 	}
 	resp := apiError{Error: "reload failed; the running config keeps serving"}
@@ -146,14 +146,15 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		for _, e := range es {
 			resp.Errors = append(resp.Errors, e.Error())
 		}
-		writeJSON(w, http.StatusUnprocessableEntity, resp)
+		WriteJSON(w, http.StatusUnprocessableEntity, resp)
 		return
 	}
 	resp.Errors = []string{err.Error()}
-	writeJSON(w, http.StatusInternalServerError, resp)
+	WriteJSON(w, http.StatusInternalServerError, resp)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers with v as JSON, uncached: every admin endpoint's shape.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)

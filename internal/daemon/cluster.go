@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-lb/portcullis/cluster"
 	"github.com/portcullis-lb/portcullis/healthcheck"
+	"github.com/portcullis-lb/portcullis/internal/admin"
 	"github.com/portcullis-lb/portcullis/internal/admin/dashboard"
 	"github.com/portcullis-lb/portcullis/internal/config"
 )
@@ -186,29 +187,29 @@ func (d *Daemon) mountClusterAdmin() {
 	d.admin.Handle("GET /api/v1/cluster", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		n := d.clusterNode()
 		if n == nil {
-			writeJSON(w, http.StatusOK, map[string]any{"enabled": false, "members": []any{}, "owners": map[string]string{}})
+			admin.WriteJSON(w, http.StatusOK, map[string]any{"enabled": false, "members": []any{}, "owners": map[string]string{}})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "members": n.Members(), "owners": n.Owners()})
+		admin.WriteJSON(w, http.StatusOK, map[string]any{"enabled": true, "members": n.Members(), "owners": n.Owners()})
 	}))
 	d.admin.Handle("POST /api/v1/vips/{vip}/release", d.admin.Auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := d.clusterNode()
 		vip := r.PathValue("vip")
 		if n == nil {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "this node is not in a cluster: there is nobody to release the VIP to"})
+			admin.WriteJSON(w, http.StatusConflict, map[string]string{"error": "this node is not in a cluster: there is nobody to release the VIP to"})
 			return
 		}
 		err := n.Release(vip)
 		switch {
 		case err == nil:
 			d.log.Info("VIP released by the admin API", "vip", vip, "remote", r.RemoteAddr)
-			writeJSON(w, http.StatusOK, map[string]string{"result": "released", "vip": vip})
+			admin.WriteJSON(w, http.StatusOK, map[string]string{"result": "released", "vip": vip})
 		case errors.Is(err, cluster.ErrUnknownVIP):
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			admin.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		case errors.Is(err, cluster.ErrNotOwner), errors.Is(err, cluster.ErrNoTakeover):
-			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			admin.WriteJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 		default:
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			admin.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		}
 	})))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/healthcheck"
+	"github.com/portcullis-lb/portcullis/internal/admin"
 	"github.com/portcullis-lb/portcullis/internal/admin/dashboard"
 	"github.com/portcullis-lb/portcullis/internal/buildinfo"
 	"github.com/portcullis-lb/portcullis/l4"
@@ -19,11 +20,11 @@ import (
 // state and drains, the dashboard page and its JSON document.
 func (d *Daemon) mountAdmin() {
 	d.admin.Handle("GET /api/v1/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, d.health.Snapshot())
+		admin.WriteJSON(w, http.StatusOK, d.health.Snapshot())
 	}))
 	d.admin.Handle("POST /api/v1/health/drain", d.admin.Auth(http.HandlerFunc(d.drain)))
 	d.admin.Handle("GET /api/v1/dashboard", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.dashboard(d.admin.Authorized(r)))
+		admin.WriteJSON(w, http.StatusOK, d.dashboard(d.admin.Authorized(r)))
 	}))
 	d.admin.Handle("GET /{$}", dashboard.Handler())
 	d.admin.Handle("GET /assets/", dashboard.Handler())
@@ -41,7 +42,7 @@ func (d *Daemon) drain(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		admin.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
 		return
 	}
 	var t healthcheck.Target
@@ -51,7 +52,7 @@ func (d *Daemon) drain(w http.ResponseWriter, r *http.Request) {
 	case "vip":
 		t = healthcheck.VIPTarget(req.Group, req.Name)
 	default:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `kind must be "pool" or "vip"`})
+		admin.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": `kind must be "pool" or "vip"`})
 		return
 	}
 	if err := d.health.Drain(t, req.Drained); err != nil {
@@ -59,18 +60,11 @@ func (d *Daemon) drain(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, healthcheck.ErrUnknownTarget) {
 			code = http.StatusNotFound
 		}
-		writeJSON(w, code, map[string]string{"error": err.Error()})
+		admin.WriteJSON(w, code, map[string]string{"error": err.Error()})
 		return
 	}
 	d.log.Info("admin drain", "kind", req.Kind, "group", req.Group, "name", req.Name, "drained", req.Drained, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, req)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	admin.WriteJSON(w, http.StatusOK, req)
 }
 
 func healthOf(st healthcheck.Status, ok bool) dashboard.Health {
@@ -141,11 +135,6 @@ func (d *Daemon) dashboard(canWrite bool) dashboard.Data {
 				}
 			}
 		}
-		var counts []int
-		var size uint64
-		if t, err := l4.MaglevTable(&s, cfg.L4.MaglevSize, cfg.L4.HashSeed); err == nil {
-			counts, size = t.Counts(len(s.Backends)), t.Size
-		}
 		for j, b := range s.Backends {
 			st, ok := d.health.Store().Status(healthcheck.VIPTarget(v.Name, b.Name))
 			db := dashboard.VIPBackend{Name: b.Name, Address: b.Addr.String(), Forwarding: b.Mode,
@@ -153,13 +142,15 @@ func (d *Daemon) dashboard(canWrite bool) dashboard.Data {
 			if b.Down {
 				db.Health.State = "down"
 			}
-			if counts != nil {
-				db.Slots, db.Share = counts[j], float64(counts[j])/float64(size)
-			}
+			// Counters and slots come from what the maps hold (the
+			// installed table), not from a table computed again here.
 			if ss != nil {
 				for _, bs := range ss.Backends {
 					if bs.Name == b.Name {
-						db.Packets, db.Bytes, db.NewFlows = bs.Packets, bs.Bytes, bs.NewFlows
+						db.Packets, db.Bytes, db.NewFlows, db.Slots = bs.Packets, bs.Bytes, bs.NewFlows, bs.Slots
+						if ss.TableSize > 0 {
+							db.Share = float64(bs.Slots) / float64(ss.TableSize)
+						}
 					}
 				}
 			}
