@@ -1,11 +1,16 @@
 package l4
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/portcullis-lb/portcullis/bpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -104,7 +109,7 @@ func TestAttachToVethNativeThenGeneric(t *testing.T) {
 		}
 
 		// The peer gets the empty program so XDP_TX frames are delivered.
-		p, err := AttachPass("pc-peer0", AttachNative, quietLog())
+		p, err := attachPass("pc-peer0", AttachNative, quietLog())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,4 +120,43 @@ func TestAttachToVethNativeThenGeneric(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// passProgram is the empty XDP program, attached through the dataplane's
+// own attach path (netlab.Host.AttachXDPPass does the same for namespace
+// labs without it): veth drops XDP_TX frames unless its peer runs XDP too.
+type passProgram struct {
+	objs bpf.PassObjects
+	link link.Link
+	mode string
+}
+
+// attachPass attaches the empty XDP program to ifname with mode (as in
+// Config.Mode).
+func attachPass(ifname, mode string, log *slog.Logger) (*passProgram, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if mode == "" {
+		mode = AttachAuto
+	}
+	p := &passProgram{}
+	if err := bpf.LoadPassObjects(&p.objs, nil); err != nil {
+		return nil, fmt.Errorf("l4: load pass program: %w", err)
+	}
+	l, m, err := attach(p.objs.XdpPass, ifname, mode, log)
+	if err != nil {
+		p.objs.Close()
+		return nil, err
+	}
+	p.link, p.mode = l, m
+	return p, nil
+}
+
+// Mode is the attach mode in force.
+func (p *passProgram) Mode() string { return p.mode }
+
+// Close detaches and unloads the program.
+func (p *passProgram) Close() error {
+	return errors.Join(p.link.Close(), p.objs.Close())
 }
