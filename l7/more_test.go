@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,8 +24,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/portcullis-lb/portcullis/internal/config"
 )
 
 func TestAnOverloadedPoolAnswers503WithRetryAfter(t *testing.T) {
@@ -89,25 +86,9 @@ func TestAnH2ClientOverTLSKeepsItsConnectionAcrossAReload(t *testing.T) {
 	addr := freePort(t)
 	load := func(via string) *Generation {
 		src := testYAML(addr, []string{upstreamAddr(up)}, proxyOpts{lis: lis, l7: "  via: " + via + "\n"})
-		cfg, err := config.Parse("test.yaml", []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := Compile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
+		return compileYAML(t, src)
 	}
-	p := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := p.Apply(load("one"), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		p.Shutdown(ctx)
-	}()
+	p := applyNew(t, load("one"))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
 	get := func() (proto, body, via string, reused bool) {
 		var info httptrace.GotConnInfo

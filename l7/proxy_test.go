@@ -95,7 +95,17 @@ func testYAML(addr string, endpoints []string, o proxyOpts) string {
 // endpoints and applies it.
 func startProxy(t testing.TB, endpoints []string, o proxyOpts) (*Proxy, string) {
 	t.Helper()
-	src := testYAML(freePort(t), endpoints, o)
+	g := compileYAML(t, testYAML(freePort(t), endpoints, o))
+	if o.tune != nil {
+		o.tune(g)
+	}
+	p := applyNew(t, g)
+	return p, p.Addrs()["web"]
+}
+
+// compileYAML parses and compiles a config document.
+func compileYAML(t testing.TB, src string) *Generation {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src)
@@ -104,9 +114,12 @@ func startProxy(t testing.TB, endpoints []string, o proxyOpts) (*Proxy, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.tune != nil {
-		o.tune(g)
-	}
+	return g
+}
+
+// applyNew starts a proxy on g, shut down when the test ends.
+func applyNew(t testing.TB, g *Generation) *Proxy {
+	t.Helper()
 	p := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := p.Apply(g, time.Second); err != nil {
 		t.Fatal(err)
@@ -116,7 +129,7 @@ func startProxy(t testing.TB, endpoints []string, o proxyOpts) (*Proxy, string) 
 		defer cancel()
 		p.Shutdown(ctx)
 	})
-	return p, p.Addrs()["web"]
+	return p
 }
 
 func upstreamAddr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }

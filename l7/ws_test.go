@@ -2,20 +2,16 @@ package l7
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-lb/portcullis/internal/config"
 )
 
 // A minimal RFC 6455 server and client: enough for text frames up to 125
@@ -134,25 +130,9 @@ func TestAWebSocketEchoesThroughTheProxyAndSurvivesAReload(t *testing.T) {
 	listen := freePort(t)
 	load := func(via string) *Generation {
 		src := testYAML(listen, []string{upstreamAddr(up)}, proxyOpts{l7: "  via: " + via + "\n"})
-		cfg, err := config.Parse("test.yaml", []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := Compile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
+		return compileYAML(t, src)
 	}
-	p := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := p.Apply(load("one"), time.Second); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		p.Shutdown(ctx)
-	}()
+	p := applyNew(t, load("one"))
 	c, br := wsDial(t, listen)
 	defer c.Close()
 	wsEchoOnce(t, c, br, "before the reload")
