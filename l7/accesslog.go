@@ -155,6 +155,7 @@ func (al *accessLog) write(r *http.Request, st *reqState, route, pool, endpoint 
 		slog.String("tls", tlsv),
 		slog.String("client_ip", st.fwd.clientIP),
 		slog.String("request_id", string(st.fwd.id)),
+		slog.String("consumer", st.sec.consumer),
 	)
 }
 

@@ -45,6 +45,7 @@ type reqState struct {
 	body    []byte // buffered request body, when retries need it
 	bodyRd  bytes.Reader
 	copyBuf []byte
+	sec     secState
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{copyBuf: make([]byte, 32<<10)} }}
@@ -347,6 +348,17 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 		a.err = err
 		return a
 	}
+	// An HTTP/2 or HTTP/3 client that resets its stream ends the wait on
+	// the upstream at once instead of when the upstream answers (a stream
+	// reset is cheap to send: rapid reset): the connection is then
+	// dropped, never pooled. An HTTP/1.1 client that hangs up does not
+	// abort the exchange, as HAProxy's default (no abortonclose): the
+	// registration would cost three allocations on every request.
+	stop := noStop
+	if r.ProtoMajor >= 2 {
+		stop = context.AfterFunc(r.Context(), func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	if conf.ResponseHeaderTimeout > 0 {
 		c.armHeaderTimeout(conf.ResponseHeaderTimeout, deadline)
 	}
@@ -355,6 +367,10 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	for {
 		if err := readResponseHead(c.br, h, r.Method, &head); err != nil {
 			a.err, a.timeout = err, isTimeout(err)
+			if r.Context().Err() != nil {
+				// Not the upstream's fault: no 504, no outlier count.
+				a.timeout, a.clientGone = false, true
+			}
 			clear(h)
 			return a
 		}
@@ -388,6 +404,10 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 			clear(h)
 			return a
 		}
+		if !stop() {
+			a.err, a.clientGone = context.Canceled, true
+			return a
+		}
 		ok = true // the tunnel owns the connection now
 		a.err = p.tunnel(w, c, head.upgrade)
 		return a
@@ -405,6 +425,7 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	a.bytesOut = n
 	if err != nil {
 		a.err = err
+		clientErr = clientErr || r.Context().Err() != nil
 		a.abort = !clientErr
 		a.clientGone = clientErr
 		return a
@@ -412,7 +433,8 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	if flush != nil {
 		flush()
 	}
-	if head.close {
+	if head.close || !stop() {
+		// !stop(): the read deadline may have been cut; not reusable.
 		return a
 	}
 	ok = true
@@ -420,12 +442,15 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	return a
 }
 
+func noStop() bool { return true }
+
 // decorateResponse adds what this hop adds to every response: the route's
 // response header changes, Via, the request id.
 func (p *Proxy) decorateResponse(h http.Header, st *reqState) {
 	if rt := st.match.Route; rt != nil {
 		rt.RewriteResponse(h, st.in, &st.match, st.fwd.client)
 	}
+	st.sec.headers(h)
 	if st.fwd.via != "" {
 		h["Via"] = append(h["Via"], st.fwd.viaProto+" "+st.fwd.via)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/portcullis-lb/portcullis/l7/cors"
 	"github.com/portcullis-lb/portcullis/l7/listen"
 	"github.com/portcullis-lb/portcullis/l7/pool"
 )
@@ -51,14 +52,22 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 	p.prepare(g, r, st)
 	res := &st.match
 	lc.table.Match(r, res)
+	if g.hasCORS && cors.IsPreflight(r) && p.preflight(g, lc, w, r, st, start) {
+		return
+	}
 	if res.Route == nil {
 		p.noRoute(g, w, r, st, start)
 		return
 	}
 	rs := g.routeStats[res.Route]
+	if len(g.security) > 0 {
+		if s := g.security[res.Route]; s != nil && !p.secure(g, s, w, r, st, rs, start) {
+			return
+		}
+	}
 	prt := g.pools[res.Pool]
 	if prt == nil {
-		writeError(w, http.StatusServiceUnavailable, "route has no pool", st.fwd.id)
+		writeFail(w, st, http.StatusServiceUnavailable, "route has no pool")
 		p.finish(r, st, rs, res.Pool, "", http.StatusServiceUnavailable, 0, start, 0)
 		return
 	}
@@ -80,7 +89,7 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		}
 		st.body = st.body[:bm.n]
 		if _, err := io.ReadFull(r.Body, st.body); err != nil {
-			writeError(w, http.StatusBadRequest, "request body incomplete", st.fwd.id)
+			writeFail(w, st, http.StatusBadRequest, "request body incomplete")
 			p.finish(r, st, rs, prt.name, "", http.StatusBadRequest, 0, start, 0)
 			return
 		}
@@ -105,13 +114,13 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 				// RFC 9110 §10.2.3: tell clients when to come back.
 				w.Header()["Retry-After"] = retryAfter
 				status = http.StatusServiceUnavailable
-				writeError(w, status, "upstream overloaded", st.fwd.id)
+				writeFail(w, st, status, "upstream overloaded")
 			case a.err != nil:
 				status = a.failStatus()
-				writeError(w, status, http.StatusText(status), st.fwd.id)
+				writeFail(w, st, status, http.StatusText(status))
 			default:
 				status = http.StatusServiceUnavailable
-				writeError(w, status, "no endpoint available", st.fwd.id)
+				writeFail(w, st, status, "no endpoint available")
 			}
 			break
 		}
@@ -136,7 +145,7 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		}
 		if a.badRequest {
 			status = http.StatusBadRequest
-			writeError(w, status, "malformed request body", st.fwd.id)
+			writeFail(w, st, status, "malformed request body")
 			break
 		}
 		if a.sent || (a.err == nil && !a.retryStatus) {
@@ -156,7 +165,7 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		if a.err != nil {
 			p.log.Debug("upstream error", "pool", prt.name, "endpoint", addr, "err", a.err)
 		}
-		writeError(w, status, http.StatusText(status), st.fwd.id)
+		writeFail(w, st, status, http.StatusText(status))
 		break
 	}
 	p.finish(r, st, rs, prt.name, addr, status, a.bytesOut, start, a.upstreamDur)

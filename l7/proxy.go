@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/l7/auth"
 	"github.com/portcullis-lb/portcullis/l7/listen"
 	"github.com/portcullis-lb/portcullis/l7/pool"
 	"github.com/portcullis-lb/portcullis/l7/route"
@@ -51,6 +52,14 @@ type Generation struct {
 	// Apply so that a request finds them with one pointer-keyed lookup.
 	routeStats map[*route.Route]*routeStats
 	routeNames []string
+	// security is the CORS/auth/rate-limit middleware of the routes that
+	// have some (security.go); empty when none has.
+	security  map[*route.Route]*routeSecurity
+	secByName map[string]*routeSecurity
+	hasCORS   bool
+	// jwks are the remote key sets, fetching from Apply until the
+	// generation is replaced.
+	jwks *auth.Registry
 }
 
 // trusts reports whether a peer's forwarding headers are believed.
@@ -82,6 +91,7 @@ func Compile(c *config.Config) (*Generation, error) {
 		accessLog:   c.L7.AccessLog,
 		nodeID:      uint8(c.Node.ID),
 		routeStats:  map[*route.Route]*routeStats{},
+		security:    map[*route.Route]*routeSecurity{},
 	}
 	if g.idHeader == "" {
 		g.idHeader = config.DefaultRequestIDHeader
@@ -109,6 +119,9 @@ func Compile(c *config.Config) (*Generation, error) {
 			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
 		}
 		g.byListener[lc.Name] = conf
+	}
+	if err := compileSecurity(c, g); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -200,6 +213,7 @@ func (p *Proxy) Apply(g *Generation, drain time.Duration) error {
 	}
 	next, created := p.bindUpstreams(g)
 	p.metrics.bind(g)
+	g.adoptSecurity(prev)
 	p.gen.Store(g)
 	if err := p.set.Apply(g.listenerCfg, drain); err != nil {
 		if prev != nil {
@@ -210,6 +224,15 @@ func (p *Proxy) Apply(g *Generation, drain time.Duration) error {
 			u.closeIdle()
 		}
 		return err
+	}
+	// The new key sets take over the cached ones, then the old ones stop
+	// fetching; requests still on prev keep its last sets.
+	switch {
+	case prev == nil:
+		g.jwks.Start(nil, p.log)
+	case prev != g:
+		g.jwks.Start(prev.jwks, p.log)
+		prev.jwks.Close()
 	}
 	for name, old := range p.upstreams {
 		if next[name] != old {
@@ -305,6 +328,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	if al := p.alog.Swap(nil); al != nil {
 		al.close()
+	}
+	if g := p.gen.Load(); g != nil {
+		g.jwks.Close()
 	}
 	if errors.Is(err, listen.ErrClosed) {
 		err = nil

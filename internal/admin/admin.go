@@ -176,5 +176,33 @@ func redacted(c *config.Config) *config.Config {
 		cl.Key = "REDACTED"
 		cp.Cluster = &cl
 	}
+	// HMAC secrets of jwt routes: with one anyone could mint tokens.
+	copied := false
+	for i, r := range c.L7.Routes {
+		if r.JWT == nil || !hasSecret(r.JWT.Keys) {
+			continue
+		}
+		if !copied {
+			cp.L7.Routes = append([]config.Route(nil), c.L7.Routes...)
+			copied = true
+		}
+		j := *r.JWT
+		j.Keys = append([]config.JWTKey(nil), j.Keys...)
+		for k := range j.Keys {
+			if j.Keys[k].Secret != "" {
+				j.Keys[k].Secret = "REDACTED"
+			}
+		}
+		cp.L7.Routes[i].JWT = &j
+	}
 	return &cp
+}
+
+func hasSecret(keys []config.JWTKey) bool {
+	for _, k := range keys {
+		if k.Secret != "" {
+			return true
+		}
+	}
+	return false
 }

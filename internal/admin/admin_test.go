@@ -13,16 +13,20 @@ func TestTheServedConfigCarriesNoSecrets(t *testing.T) {
 		Admin:   config.Admin{Token: "admin-secret"},
 		Cluster: &config.Cluster{Key: "Z29zc2lwLWtleS1zZWNyZXQtMzItYnl0ZXMhISE="},
 	}
+	c.L7.Routes = []config.Route{{Name: "open"}, {Name: "api", JWT: &config.JWT{Keys: []config.JWTKey{{Secret: "hmac-secret-0123456789abcdef0123"}, {PEMFile: "/k.pem"}}}}}
 	b, err := json.Marshal(redacted(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"admin-secret", c.Cluster.Key} {
+	for _, secret := range []string{"admin-secret", c.Cluster.Key, "hmac-secret-0123456789abcdef0123"} {
 		if strings.Contains(string(b), secret) {
 			t.Errorf("GET /api/v1/config would show %q", secret)
 		}
 	}
-	if c.Admin.Token != "admin-secret" || c.Cluster.Key == "REDACTED" {
+	if !strings.Contains(string(b), "/k.pem") {
+		t.Error("a key file name was redacted too")
+	}
+	if c.Admin.Token != "admin-secret" || c.Cluster.Key == "REDACTED" || c.L7.Routes[1].JWT.Keys[0].Secret == "REDACTED" {
 		t.Error("redacting changed the running config")
 	}
 }

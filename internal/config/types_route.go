@@ -39,6 +39,14 @@ type Route struct {
 	RequestHeaders *HeaderOps `yaml:"request_headers"`
 	// ResponseHeaders changes the headers sent back to the client.
 	ResponseHeaders *HeaderOps `yaml:"response_headers"`
+	// CORS answers cross-origin requests; preflights never reach the pool.
+	CORS *CORS `yaml:"cors"`
+	// JWT requires a valid JSON Web Token (after CORS preflights).
+	JWT *JWT `yaml:"jwt"`
+	// APIKeys requires an API key (after CORS preflights).
+	APIKeys *APIKeys `yaml:"api_keys"`
+	// RateLimit limits requests per key (after authentication).
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // Match selects requests; every condition given must hold. At most one of

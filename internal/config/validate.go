@@ -125,6 +125,7 @@ func (v *validator) validate() {
 	listeners := v.validateListeners()
 	pools := v.validatePools()
 	v.validateRoutes(listeners, pools)
+	v.validateSecurity()
 	v.validateProxy()
 	if len(c.L7.Routes) > 0 && len(c.L7.Listeners) == 0 {
 		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
@@ -242,4 +243,5 @@ func (c *Config) resolvePaths() {
 			abs(&t.ClientCAFile)
 		}
 	}
+	c.resolveSecurityPaths(abs)
 }
