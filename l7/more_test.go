@@ -57,7 +57,7 @@ func TestAnOverloadedPoolAnswers503WithRetryAfter(t *testing.T) {
 }
 
 // selfSigned writes a throwaway ECDSA certificate for 127.0.0.1.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
+func selfSigned(t testing.TB) (certFile, keyFile string) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},

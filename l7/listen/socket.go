@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l7/internal/h1"
+	"github.com/portcullis-lb/portcullis/l7/internal/h2"
 )
 
 // listenTCP binds a TCP socket, with IP_FREEBIND when asked so that a
@@ -207,6 +208,7 @@ type front struct {
 	cfg     config.Listener
 	srv     *http.Server
 	lean    *h1.Server // instead of srv
+	h2      *h2.Server // HTTP/2 over TLS, handed over by srv after ALPN
 	h3      *http3.Server
 	quic    *quicSocket
 	conns   chan net.Conn
@@ -266,6 +268,19 @@ func newFront(sk *socket, l config.Listener) *front {
 		ConnState:         connState,
 		ErrorLog:          slog.NewLogLogger(s.log.With("listener", l.Name).Handler(), slog.LevelDebug),
 	}
+	if l.TLS != nil && l.Server != "stdlib" {
+		// HTTP/2 over TLS on the lean server (l7/internal/h2): net/http
+		// does the handshake and HTTP/1.1, and hands "h2" connections
+		// over; its own HTTP/2 server is then never set up.
+		f.h2 = &h2.Server{
+			Handler:              h,
+			MaxConcurrentStreams: uint32(max(l.H2MaxConcurrentStreams, 0)),
+			IdleTimeout:          l.IdleTimeout.D(),
+			MaxHeaderBytes:       l.MaxHeaderBytes,
+		}
+		f.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": f.serveH2}
+		f.srv.RegisterOnShutdown(f.h2.StartShutdown)
+	}
 	if f.quic != nil {
 		f.quic.setLimits(l)
 		f.h3 = &http3.Server{
@@ -298,6 +313,17 @@ func (f *front) start() {
 			}
 		}()
 	}
+}
+
+// serveH2 serves a TLS connection that chose "h2" on the lean HTTP/2
+// server. net/http skips its ConnState hook for it, so it is classified
+// here; its requests find the listener in the connection's context.
+func (f *front) serveH2(_ *http.Server, c *tls.Conn, _ http.Handler) {
+	ctx := connContext(context.Background(), c)
+	if tc := asTracked(c); tc != nil {
+		tc.info.classify(protoH2)
+	}
+	f.h2.ServeConn(ctx, c)
 }
 
 // serveLean is the lean front's accept loop: one goroutine per connection,
@@ -361,6 +387,9 @@ func (f *front) stopCtx(ctx context.Context) {
 	wg.Go(func() {
 		if err := f.srv.Shutdown(ctx); err != nil {
 			f.srv.Close()
+			if f.h2 != nil {
+				f.h2.Close()
+			}
 		}
 		f.drainUpgraded(ctx)
 	})

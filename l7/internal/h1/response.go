@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/httpdate"
 )
 
 // body is the request body reader: a length or chunked framing on the
@@ -272,6 +274,11 @@ func (w *response) writeHead(code int, interim bool) {
 	}
 	if w.chunked {
 		h["Transfer-Encoding"] = chunkedTE
+	}
+	if _, ok := h["Date"]; !ok {
+		// RFC 9110 §6.6.1: an origin with a clock sends Date; for proxied
+		// responses the upstream's is kept.
+		h["Date"] = httpdate.Value()
 	}
 	writeFields(bw, h)
 	bw.WriteString("\r\n")

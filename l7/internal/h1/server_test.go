@@ -203,3 +203,30 @@ func TestAConnectionIdleLongEnoughToDropItsBuffersStillServes(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// TestDateIsAddedUnlessTheHandlerSetOne: RFC 9110 §6.6.1 for answers made
+// here; a proxied response keeps its origin's Date.
+func TestDateIsAddedUnlessTheHandlerSetOne(t *testing.T) {
+	const upstream = "Mon, 02 Jan 2006 15:04:05 GMT"
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/kept" {
+			w.Header().Set("Date", upstream)
+		}
+	}))
+	for path, check := range map[string]func(string) bool{
+		"/kept": func(d string) bool { return d == upstream },
+		"/own": func(d string) bool {
+			ts, err := http.ParseTime(d)
+			return err == nil && time.Since(ts).Abs() < time.Minute
+		},
+	} {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if d := res.Header.Get("Date"); !check(d) {
+			t.Errorf("%s: Date %q", path, d)
+		}
+	}
+}

@@ -1,0 +1,466 @@
+package h2
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its response. Fields below mu's comment are
+// guarded by the connection's mu.
+type stream struct {
+	cn      *conn
+	id      uint32
+	ctx     context.Context
+	cancel  context.CancelFunc
+	req     *http.Request
+	url     url.URL
+	w       response
+	hasBody bool // never pooled: an upstream transport may read the body after the handler returned
+	reqHdr  http.Header
+
+	// guarded by cn.mu
+	closed      bool  // removed from the map
+	remoteDone  bool  // END_STREAM received
+	handlerDone bool  // the handler returned (and the response ended)
+	sendWindow  int64 // what we may still send
+	recvWindow  int64 // what the client may still send
+	unacked     int64 // body bytes read by the handler, not yet given back
+	declared    int64 // request Content-Length, -1 when absent
+	received    int64
+	body        []byte // received, not yet read
+	bodyOff     int
+	bodyErr     error
+	bodyCond    sync.Cond
+	trailer     http.Header // request trailers declared in "trailer"
+	continue100 bool        // Expect: 100-continue, not answered yet
+}
+
+// connection-specific fields, malformed in HTTP/2 (RFC 9113 §8.2.2).
+var connSpecific = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true,
+	"transfer-encoding": true, "upgrade": true,
+}
+
+func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return connError{http2.ErrCodeProtocol, "even stream id from a client"}
+	}
+	cn.mu.Lock()
+	st := cn.streams[id]
+	cn.mu.Unlock()
+	if st != nil {
+		return cn.onTrailers(st, f)
+	}
+	if id <= cn.maxClientID {
+		if cn.recentlyReset(id) {
+			return nil
+		}
+		return connError{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
+	}
+	cn.maxClientID = id
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		cn.resetStream(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	cn.mu.Lock()
+	if cn.goAway {
+		cn.mu.Unlock()
+		return nil // after our GOAWAY, new streams are ignored (RFC 9113 §6.8)
+	}
+	if uint32(len(cn.streams)) >= cn.maxStreams || cn.running >= 2*int(cn.maxStreams) {
+		cn.resetLocked(id, http2.ErrCodeRefusedStream)
+		cn.mu.Unlock()
+		return nil
+	}
+	cn.mu.Unlock()
+
+	st = newStream(cn, id)
+	var rv http.Request
+	req, code := st.buildRequest(f, &rv)
+	if req == nil && code == 0 {
+		st.recycle()
+		cn.resetStream(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	st.ctx, st.cancel = context.WithCancel(cn.ctx)
+	var h http.Handler = cn.srv.Handler
+	if code != 0 {
+		// A header list over the limit: answered without the handler.
+		req = &http.Request{Method: "GET", URL: &st.url, Header: http.Header{}, Proto: "HTTP/2.0", ProtoMajor: 2, Body: http.NoBody}
+		h = statusHandler(code)
+	}
+	// WithContext copies the request: req stays on the stack.
+	st.req = req.WithContext(st.ctx)
+	st.w.head = req.Method == http.MethodHead
+
+	cn.mu.Lock()
+	st.sendWindow = cn.peerInitial
+	if f.StreamEnded() {
+		st.remoteDone = true
+	}
+	cn.streams[id] = st
+	cn.running++
+	cn.mu.Unlock()
+	cn.handlers.Add(1)
+	go cn.run(st, h)
+	return nil
+}
+
+type statusHandler int
+
+func (s statusHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(int(s))
+	_, _ = io.WriteString(w, `{"error":"`+strings.ToLower(http.StatusText(int(s)))+`"}`+"\n")
+}
+
+// buildRequest turns a HEADERS frame into the request; nil with code 0 is
+// a malformed request (stream error PROTOCOL_ERROR), a code is a response
+// to send without the handler.
+func (st *stream) buildRequest(f *http2.MetaHeadersFrame, r *http.Request) (*http.Request, int) {
+	size := 0
+	for _, hf := range f.Fields {
+		size += int(hf.Size())
+	}
+	if f.Truncated || size > int(st.cn.maxHeader) {
+		return nil, http.StatusRequestHeaderFieldsTooLarge
+	}
+	var method, authority, path, protocol string
+	var nm, ns, na, np int
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			method, nm = hf.Value, nm+1
+		case ":scheme":
+			ns++
+		case ":authority":
+			authority, na = hf.Value, na+1
+		case ":path":
+			path, np = hf.Value, np+1
+		case ":protocol":
+			protocol = hf.Value
+		default:
+			return nil, 0
+		}
+	}
+	if nm != 1 || protocol != "" || na > 1 {
+		return nil, 0
+	}
+	if method == http.MethodConnect {
+		if ns != 0 || np != 0 || na != 1 || authority == "" {
+			return nil, 0
+		}
+	} else if ns != 1 || np != 1 || path == "" {
+		return nil, 0
+	}
+	regular := f.RegularFields()
+	hdr := st.reqHdr
+	var cookies []string
+	for _, hf := range regular {
+		if connSpecific[hf.Name] || hf.Name == "te" && hf.Value != "trailers" {
+			return nil, 0
+		}
+		if hf.Name == "cookie" {
+			// RFC 9113 §8.2.3: crumbs are joined for HTTP/1.1.
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		k := canonicalKey(hf.Name)
+		hdr[k] = append(hdr[k], hf.Value)
+	}
+	if len(cookies) > 0 {
+		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if ex := hdr["Expect"]; len(ex) > 0 {
+		// Answered here when the handler first reads the body, as
+		// net/http does; not forwarded.
+		if !strings.EqualFold(ex[0], "100-continue") || len(ex) > 1 {
+			return nil, http.StatusExpectationFailed
+		}
+		delete(hdr, "Expect")
+		st.continue100 = !f.StreamEnded()
+	}
+	if authority == "" {
+		if h := hdr["Host"]; len(h) > 0 {
+			authority = h[0]
+		}
+	}
+	*r = http.Request{
+		Method:     method,
+		URL:        &st.url,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     hdr,
+		Host:       authority,
+		RemoteAddr: st.cn.remote,
+		RequestURI: path,
+		TLS:        st.cn.tls,
+	}
+	if method == http.MethodConnect {
+		st.url = url.URL{Host: authority}
+		r.RequestURI = authority
+	} else if err := parsePath(&st.url, path, method); err != nil {
+		return nil, 0
+	}
+	if cl := hdr["Content-Length"]; len(cl) > 0 {
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				return nil, 0
+			}
+		}
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		if err != nil || n < 0 || cl[0][0] == '+' {
+			return nil, 0
+		}
+		st.declared = n
+	}
+	if f.StreamEnded() {
+		if st.declared > 0 {
+			return nil, 0
+		}
+		r.Body = http.NoBody
+		r.ContentLength = 0
+	} else {
+		st.hasBody = true
+		r.Body = &reqBody{st: st}
+		r.ContentLength = st.declared
+		if tr := hdr["Trailer"]; len(tr) > 0 {
+			st.trailer = http.Header{}
+			for _, v := range tr {
+				for _, k := range strings.Split(v, ",") {
+					if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
+						st.trailer[k] = nil
+					}
+				}
+			}
+			r.Trailer = st.trailer
+		}
+	}
+	return r, 0
+}
+
+// parsePath fills u from :path without allocating in the common case.
+func parsePath(u *url.URL, path, method string) error {
+	if path == "*" {
+		if method != http.MethodOptions {
+			return errClosed
+		}
+		*u = url.URL{Path: "*"}
+		return nil
+	}
+	if path[0] != '/' {
+		return errClosed
+	}
+	if strings.IndexByte(path, '%') < 0 && strings.IndexByte(path, '#') < 0 {
+		p, q, _ := strings.Cut(path, "?")
+		*u = url.URL{Path: p, RawQuery: q, ForceQuery: q == "" && strings.HasSuffix(path, "?")}
+		return nil
+	}
+	pu, err := url.ParseRequestURI(path)
+	if err != nil {
+		return err
+	}
+	*u = *pu
+	return nil
+}
+
+// onTrailers takes a second HEADERS frame on an open stream: the request
+// trailers, which must end the stream (RFC 9113 §8.1).
+func (cn *conn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.streams[f.StreamID] != st {
+		// Closed (and maybe recycled) since the caller looked it up.
+		return nil
+	}
+	if st.remoteDone {
+		cn.resetLocked(st.id, http2.ErrCodeStreamClosed)
+		return nil
+	}
+	if !f.StreamEnded() {
+		return connError{http2.ErrCodeProtocol, "trailers without END_STREAM"}
+	}
+	if len(f.PseudoFields()) > 0 {
+		cn.resetLocked(st.id, http2.ErrCodeProtocol)
+		return nil
+	}
+	if st.declared >= 0 && st.received != st.declared {
+		cn.resetLocked(st.id, http2.ErrCodeProtocol)
+		return nil
+	}
+	for _, hf := range f.RegularFields() {
+		k := canonicalKey(hf.Name)
+		if _, ok := st.trailer[k]; ok {
+			st.trailer[k] = append(st.trailer[k], hf.Value)
+		}
+	}
+	cn.endRemoteLocked(st)
+	return nil
+}
+
+// run serves one stream on its own goroutine.
+func (cn *conn) run(st *stream, h http.Handler) {
+	defer cn.handlers.Done()
+	ok := serveHandler(h, &st.w, st.req)
+	if ok {
+		if err := st.w.finish(); err != nil {
+			ok = false
+		}
+	}
+	cn.mu.Lock()
+	cn.running--
+	st.handlerDone = true
+	switch {
+	case !ok && !st.closed:
+		cn.resetLocked(st.id, http2.ErrCodeInternal)
+	case !st.remoteDone && !st.closed:
+		// The response is complete before the request: tell the client to
+		// stop sending (RFC 9113 §8.1).
+		cn.resetLocked(st.id, http2.ErrCodeNo)
+	case !st.closed:
+		cn.closeStreamLocked(st, nil)
+	}
+	if cn.goAway && len(cn.streams) == 0 && cn.running == 0 {
+		cn.finishLocked()
+	}
+	cn.mu.Unlock()
+	st.cancel()
+	st.recycle()
+}
+
+var streamPool sync.Pool
+
+// newStream takes a stream from the pool: its header maps are kept, empty.
+func newStream(cn *conn, id uint32) *stream {
+	st, _ := streamPool.Get().(*stream)
+	if st == nil {
+		st = &stream{reqHdr: make(http.Header, 16), w: response{hdr: make(http.Header, 16)}}
+	}
+	rh, wh := st.reqHdr, st.w.hdr
+	*st = stream{cn: cn, id: id, declared: -1, recvWindow: streamWindow, reqHdr: rh}
+	st.w = response{st: st, hdr: wh}
+	st.bodyCond.L = &cn.mu
+	return st
+}
+
+// recycle returns a stream whose handler has returned and which is no
+// longer in the connection's map: nothing can reach it any more. Streams
+// whose request had a body are not reused (their body reader may outlive
+// the handler in an upstream transport), nor maps that grew large.
+func (st *stream) recycle() {
+	if st.hasBody || len(st.reqHdr) > 64 || len(st.w.hdr) > 64 {
+		return
+	}
+	clear(st.reqHdr)
+	clear(st.w.hdr)
+	st.req, st.ctx, st.cn = nil, nil, nil
+	streamPool.Put(st)
+}
+
+// serveHandler runs h; a panic with http.ErrAbortHandler (the proxy's way
+// to abort a response) resets the stream.
+func serveHandler(h http.Handler, w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return true
+}
+
+// reqBody is the request body: bytes the reader goroutine received, handed
+// to the handler, with the windows given back as it reads.
+type reqBody struct{ st *stream }
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	st := b.st
+	cn := st.cn
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for {
+		if n := len(st.body) - st.bodyOff; n > 0 {
+			n = copy(p, st.body[st.bodyOff:])
+			st.bodyOff += n
+			st.unacked += int64(n)
+			cn.giveBackLocked(int64(n))
+			if !st.remoteDone && st.unacked >= streamWindow/4 {
+				cn.wbuf = appendWindowUpdate(cn.wbuf, st.id, uint32(st.unacked))
+				st.recvWindow += st.unacked
+				st.unacked = 0
+				cn.kick()
+			}
+			return n, nil
+		}
+		if st.bodyErr != nil {
+			return 0, st.bodyErr
+		}
+		if st.remoteDone {
+			return 0, io.EOF
+		}
+		if st.closed || cn.dead {
+			return 0, io.ErrUnexpectedEOF
+		}
+		if st.continue100 {
+			st.continue100 = false
+			cn.informationalLocked(st.id, http.StatusContinue, nil)
+		}
+		st.bodyCond.Wait()
+	}
+}
+
+func (b *reqBody) Close() error { return nil }
+
+// canonicalKey maps a lower-case wire name to its canonical form without
+// allocating for common fields.
+func canonicalKey(name string) string {
+	if k, ok := commonCanonical[name]; ok {
+		return k
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
+var commonCanonical = map[string]string{}
+var commonLower = map[string]string{}
+
+func init() {
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
+		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Alt-Svc",
+		"Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+		"Content-Length", "Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag",
+		"Expect", "Expires", "Forwarded", "From", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Message",
+		"Grpc-Status", "Grpc-Timeout", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
+		"If-Range", "If-Unmodified-Since", "Last-Modified", "Link", "Location", "Max-Forwards", "Origin",
+		"Proxy-Authenticate", "Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Te", "Trailer", "User-Agent", "Vary",
+		"Via", "Www-Authenticate", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Request-Id", "Accept-Version", "X-Api-Version", "Cache-Status", "Priority",
+		"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset",
+	} {
+		l := strings.ToLower(k)
+		commonCanonical[l] = k
+		commonLower[k] = l
+	}
+}
+
+// lowerKey is the wire (lower-case) form of a canonical header key.
+func lowerKey(k string) string {
+	if l, ok := commonLower[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
