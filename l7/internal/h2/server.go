@@ -138,7 +138,9 @@ type conn struct {
 	dead        bool  // the connection is closing: writes fail
 	werr        error
 	linger      bool // after a connection error: drain before closing
-	wsig        chan struct{}
+	writerOn    bool // a writer goroutine runs
+	wclosed     bool // the last writer ran: nothing more is sent
+	wdeadline   time.Time
 	wdone       chan struct{}
 	idleTimer   *time.Timer
 	handlers    sync.WaitGroup
@@ -149,7 +151,11 @@ type headerBuf struct{ b []byte }
 
 func (h *headerBuf) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+// readerPool holds the connections' read buffers. Small: under TLS the
+// record layer already reads from the socket in large pieces and keeps a
+// record's plaintext; this buffer only saves calls into it, and an idle
+// connection keeps it.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 // ServeConn serves an HTTP/2 connection whose client preface has not been
 // read yet (after TLS with ALPN "h2", or a cleartext prior-knowledge
@@ -179,7 +185,6 @@ func (s *Server) newConn(ctx context.Context, c net.Conn) *conn {
 		peerInitial: 65535,
 		peerFrame:   16384,
 		recvWindow:  65535,
-		wsig:        make(chan struct{}, 1),
 		wdone:       make(chan struct{}),
 	}
 	cn.wcond.L = &cn.mu
@@ -287,7 +292,6 @@ func (cn *conn) serve() {
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(cn.c)
 	cn.br = br
-	go cn.writeLoop()
 	err := cn.handshake()
 	if err == nil {
 		err = cn.readLoop()

@@ -20,53 +20,63 @@ import (
 // reading loses its connection, not the server's goroutines.
 const writeTimeout = 30 * time.Second
 
-// writeLoop sends what the connection queued, everything at once, until
-// the connection is dead and its queue is empty.
+// writeLoop runs while the connection has output: kick starts it, it sends
+// everything queued at once, and it ends when the queue is empty, so an
+// idle connection has no writer goroutine (its stack is a third of an idle
+// connection's memory). Under load it lives on from write to write. The
+// writer that finds the connection dead and its queue empty closes it
+// (unless it lingers) and signals wdone.
 func (cn *conn) writeLoop() {
-	defer close(cn.wdone)
-	var deadline time.Time
 	for {
-		<-cn.wsig
 		cn.gather()
 		cn.mu.Lock()
-		for len(cn.wbuf) > 0 {
-			buf := cn.wbuf
-			cn.wbuf, cn.spare = cn.spare[:0], nil
-			dead := cn.dead
-			cn.wcond.Broadcast() // the queue is empty again
+		if len(cn.wbuf) == 0 {
+			if !cn.dead {
+				cn.writerOn = false
+				cn.mu.Unlock()
+				return
+			}
+			cn.wclosed = true
+			linger := cn.linger
 			cn.mu.Unlock()
-			now := time.Now()
-			if dead {
-				deadline = now.Add(time.Second)
-				cn.c.SetWriteDeadline(deadline)
-			} else if deadline.Sub(now) < writeTimeout*7/8 {
-				// Moved only when an eighth of it has passed: a timer
-				// update per write would cost more than it is worth.
-				deadline = now.Add(writeTimeout)
-				cn.c.SetWriteDeadline(deadline)
-			}
-			_, err := cn.c.Write(buf)
-			cn.mu.Lock()
-			if cap(buf) <= maxQueued {
-				cn.spare = buf[:0]
-			}
-			if err != nil {
-				cn.werr = err
-				cn.dead = true
-				cn.wbuf = cn.wbuf[:0]
-				cn.wcond.Broadcast()
-			}
-		}
-		dead, linger := cn.dead, cn.linger
-		cn.mu.Unlock()
-		if dead {
 			if !linger {
 				// The reader may be blocked in a read: closing wakes it.
 				cn.c.Close()
 			}
 			cn.cancel()
+			close(cn.wdone)
 			return
 		}
+		buf := cn.wbuf
+		cn.wbuf, cn.spare = cn.spare[:0], nil
+		dead := cn.dead
+		cn.wcond.Broadcast() // the queue is empty again
+		cn.mu.Unlock()
+		now := time.Now()
+		if dead {
+			cn.wdeadline = now.Add(time.Second)
+			cn.c.SetWriteDeadline(cn.wdeadline)
+		} else if cn.wdeadline.Sub(now) < writeTimeout*7/8 {
+			// Moved only when an eighth of it has passed: a timer update
+			// per write would cost more than it is worth.
+			cn.wdeadline = now.Add(writeTimeout)
+			cn.c.SetWriteDeadline(cn.wdeadline)
+		}
+		_, err := cn.c.Write(buf)
+		cn.mu.Lock()
+		if len(cn.streams) > 0 && cap(buf) <= maxQueued {
+			cn.spare = buf[:0]
+		} else if len(cn.wbuf) == 0 {
+			// Idle: an idle connection holds no write buffer.
+			cn.wbuf = nil
+		}
+		if err != nil {
+			cn.werr = err
+			cn.dead = true
+			cn.wbuf = cn.wbuf[:0]
+			cn.wcond.Broadcast()
+		}
+		cn.mu.Unlock()
 	}
 }
 
@@ -94,12 +104,13 @@ func (cn *conn) gather() {
 
 const maxYields = 4
 
-// kick wakes the writer. Called with mu held.
+// kick makes sure a writer runs. Called with mu held.
 func (cn *conn) kick() {
-	select {
-	case cn.wsig <- struct{}{}:
-	default:
+	if cn.writerOn || cn.wclosed {
+		return
 	}
+	cn.writerOn = true
+	go cn.writeLoop()
 }
 
 // kickChecked wakes the writer and fails the connection when control
