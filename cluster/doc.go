@@ -100,6 +100,15 @@
 // up-biased. The daemon feeds AgreedDown, not its local checks, into the
 // Maglev tables, and recomputes them in OnAgreedChange.
 //
+// # User messages (usermsg.go)
+//
+// Other subsystems send their own messages over the same encrypted
+// transport: Handle registers a handler for a type byte (MsgType, all
+// listed in usermsg.go), SendToPeers sends one datagram (at most
+// MaxUserMessage bytes) to every alive peer, best effort. The cluster-wide
+// rate limits use it (type 'r'): the daemon wires l7/ratelimit's Sync to
+// it, see docs/security.md.
+//
 // # Sockets and namespaces
 //
 // Every socket is created through Options.InNamespace: memberlist's

@@ -98,6 +98,8 @@ type Node struct {
 	witness   *witnessProber
 	// agreedDirty: votes or membership changed since OnAgreedChange last ran.
 	agreedDirty bool
+	// user holds the handlers of user messages (usermsg.go).
+	user userHandlers
 
 	wake     chan struct{}
 	stop     chan struct{}
@@ -1102,7 +1104,13 @@ func (d *delegate) NodeMeta(limit int) []byte {
 }
 
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) < 2 || b[0] != msgVote {
+	if len(b) < 2 {
+		return
+	}
+	if b[0] != msgVote {
+		if h := d.user.get(MsgType(b[0])); h != nil {
+			h(b[1:])
+		}
 		return
 	}
 	var w wireVote

@@ -46,6 +46,7 @@ type reqState struct {
 	bodyRd  bytes.Reader
 	copyBuf []byte
 	sec     secState
+	limBody limitedBody // the request body behind max_body_bytes
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{copyBuf: make([]byte, 32<<10)} }}
@@ -266,6 +267,7 @@ type attempt struct {
 	abort       bool // the response was cut: abort the client's stream
 	clientGone  bool
 	badRequest  bool // the client's body was malformed or cut short
+	tooLarge    bool // the client's body grew past the route's limit
 }
 
 // bodyModeOf chooses how the request body is framed upstream.
@@ -304,7 +306,7 @@ func (p *Proxy) forwardH1(w http.ResponseWriter, r *http.Request, st *reqState, 
 		// method is idempotent (the upstream might have acted on it before
 		// closing; net/http's Transport draws the same line).
 		if a.err != nil && reused && !a.sent && a.status == 0 && !a.timeout && replayable && isIdempotent(r.Method) &&
-			try == 0 && !a.clientGone && !a.badRequest {
+			try == 0 && !a.clientGone && !a.badRequest && !a.tooLarge {
 			if st.body != nil {
 				st.bodyRd.Reset(st.body)
 			}
@@ -337,9 +339,12 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 		st.bytesIn = n
 		if err != nil {
 			a.err = err
-			if err == errClientBody {
+			switch err {
+			case errClientBody:
 				a.badRequest = true
 				a.status = http.StatusBadRequest
+			case errBodyTooLarge:
+				a.tooLarge = true
 			}
 			return a
 		}
@@ -709,6 +714,8 @@ func (a *attempt) failStatus() int {
 	switch {
 	case a.badRequest:
 		return http.StatusBadRequest
+	case a.tooLarge:
+		return http.StatusRequestEntityTooLarge
 	case a.timeout:
 		return http.StatusGatewayTimeout
 	}

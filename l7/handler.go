@@ -45,11 +45,19 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 	start := time.Now()
 	st := statePool.Get().(*reqState)
 	defer func() {
+		if st.limBody.rc != nil {
+			// The server may close the body after the handler; st is
+			// someone else's by then.
+			r.Body = st.limBody.rc
+		}
 		st.reset()
 		statePool.Put(st)
 	}()
 	st.in = r
 	p.prepare(g, r, st)
+	if p.uriTooLong(lc, w, r, st, start) {
+		return
+	}
 	res := &st.match
 	lc.table.Match(r, res)
 	if g.hasCORS && cors.IsPreflight(r) && p.preflight(g, lc, w, r, st, start) {
@@ -64,6 +72,10 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		if s := g.security[res.Route]; s != nil && !p.secure(g, s, w, r, st, rs, start) {
 			return
 		}
+	}
+	bm := bodyModeOf(r)
+	if !p.limitBody(g, lc, w, r, st, rs, bm, start) {
+		return
 	}
 	prt := g.pools[res.Pool]
 	if prt == nil {
@@ -80,7 +92,6 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 
 	up := prt.up
 	conf := &prt.conf
-	bm := bodyModeOf(r)
 	replayable := bm.kind == bodyNone
 	if bm.kind == bodyLength && bm.n <= maxBufferedBody && conf.Retry.Attempts > 0 && st.upgrade == "" {
 		// Small bodies are read whole so that a retry can send them again.
@@ -138,6 +149,14 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		} else {
 			a = p.forwardH1(w, r, st, prt, addr, bm, replayable, mayRetry)
 		}
+		if st.limBody.over && !a.sent {
+			// However the transport reported it (the HTTP/2 one wraps
+			// body errors), the body outgrew its limit.
+			a.tooLarge, a.badRequest = true, false
+			if a.err == nil {
+				a.err = errBodyTooLarge
+			}
+		}
 		o := outcomeOf(&a)
 		ep.Done(o)
 		if f := p.observe.Load(); f != nil {
@@ -146,6 +165,11 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		if a.badRequest {
 			status = http.StatusBadRequest
 			writeFail(w, st, status, "malformed request body")
+			break
+		}
+		if a.tooLarge {
+			status = http.StatusRequestEntityTooLarge
+			writeTooLarge(w, r, st)
 			break
 		}
 		if a.sent || (a.err == nil && !a.retryStatus) {

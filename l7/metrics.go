@@ -137,6 +137,9 @@ var (
 	descOpen = prometheus.NewDesc("portcullis_http_open_connections",
 		"Open client connections by protocol (h1, h2, h3).",
 		[]string{"protocol"}, nil)
+	descRefused = prometheus.NewDesc("portcullis_http_connections_refused_total",
+		"TCP connections closed at accept, by listener and reason (per_ip_limit: the client address had max_conns_per_ip open).",
+		[]string{"listener", "reason"}, nil)
 	descTunnels = prometheus.NewDesc("portcullis_http_upgraded_connections",
 		"Client connections switched to another protocol (WebSocket) and spliced upstream.",
 		nil, nil)
@@ -151,7 +154,7 @@ func (p *Proxy) Collectors() []prometheus.Collector { return []prometheus.Collec
 type collector struct{ p *Proxy }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descDuration, descConnectErrors, descOpen, descTunnels, descLogDrops} {
+	for _, d := range []*prometheus.Desc{descRequests, descDuration, descConnectErrors, descOpen, descRefused, descTunnels, descLogDrops} {
 		ch <- d
 	}
 }
@@ -187,6 +190,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if set != nil {
 		for proto, n := range set.OpenConns() {
 			ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), proto)
+		}
+		for name, n := range set.RefusedConns() {
+			ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), name, "per_ip_limit")
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(c.p.tunnels.count()))

@@ -57,6 +57,9 @@ type Generation struct {
 	security  map[*route.Route]*routeSecurity
 	secByName map[string]*routeSecurity
 	hasCORS   bool
+	// bodyLimits are the routes' own max_body_bytes (limits.go); routes
+	// without one take their listener's.
+	bodyLimits map[*route.Route]int64
 	// jwks are the remote key sets, fetching from Apply until the
 	// generation is replaced.
 	jwks *auth.Registry
@@ -92,6 +95,7 @@ func Compile(c *config.Config) (*Generation, error) {
 		nodeID:      uint8(c.Node.ID),
 		routeStats:  map[*route.Route]*routeStats{},
 		security:    map[*route.Route]*routeSecurity{},
+		bodyLimits:  map[*route.Route]int64{},
 	}
 	if g.idHeader == "" {
 		g.idHeader = config.DefaultRequestIDHeader

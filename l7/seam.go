@@ -46,18 +46,36 @@ func compilePool(pc config.Pool) (*poolRT, error) {
 	return &poolRT{name: pc.Name, p: p, conf: conf}, nil
 }
 
-// listenerConf is one listener's routing table.
+// listenerConf is one listener's routing table and request limits.
 type listenerConf struct {
 	name  string
 	table *route.Table
+	// maxURI is max_uri_bytes (414 beyond); maxBody the body limit of
+	// the routes without their own (0: none).
+	maxURI  int
+	maxBody int64
 }
 
-func compileListener(c *config.Config, lc config.Listener, _ *Generation) (*listenerConf, error) {
+func compileListener(c *config.Config, lc config.Listener, g *Generation) (*listenerConf, error) {
 	t, err := route.Compile(c.L7.Routes, lc.Name)
 	if err != nil {
 		return nil, err
 	}
-	return &listenerConf{name: lc.Name, table: t}, nil
+	for _, rc := range c.L7.Routes {
+		if rc.MaxBodyBytes <= 0 {
+			continue
+		}
+		for _, rt := range t.Routes() {
+			if rt.Name == rc.Name {
+				g.bodyLimits[rt] = rc.MaxBodyBytes
+			}
+		}
+	}
+	maxURI := lc.MaxURIBytes
+	if maxURI <= 0 {
+		maxURI = config.DefaultMaxURIBytes
+	}
+	return &listenerConf{name: lc.Name, table: t, maxURI: maxURI, maxBody: lc.MaxBodyBytes}, nil
 }
 
 // outcomeOf is what an attempt tells the pool (least-request, outlier
@@ -65,7 +83,7 @@ func compileListener(c *config.Config, lc config.Listener, _ *Generation) (*list
 func outcomeOf(a *attempt) pool.Outcome {
 	o := pool.Outcome{Status: a.status, ConnectError: a.connectErr, Timeout: a.timeout, Duration: a.upstreamDur}
 	if a.err != nil && !a.sent {
-		if a.badRequest || a.clientGone {
+		if a.badRequest || a.clientGone || a.tooLarge {
 			// The client's fault says nothing about the endpoint.
 			return pool.Outcome{Duration: a.upstreamDur}
 		}

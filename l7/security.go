@@ -14,8 +14,11 @@ import (
 )
 
 // The route-level security middleware, in the order a request meets it:
-// CORS preflight (answered here, never forwarded), authentication (JWT or
-// API key), rate limit. Each is compiled once per generation from the
+// CORS preflight (answered here, never forwarded), a rate limit keyed by
+// what is known before the credentials are checked (client_ip, header:NAME,
+// route), authentication (JWT or API key), a rate limit keyed by who
+// authenticated (consumer, claim:NAME). A route has at most one rate limit, so it runs in
+// one of the two places. Each is compiled once per generation from the
 // route's config; a route with none of them costs the request path one
 // length check.
 
@@ -146,8 +149,9 @@ func (p *Proxy) preflight(g *Generation, lc *listenerConf, w http.ResponseWriter
 	return true
 }
 
-// secure runs the route's CORS, authentication and rate limit on an
-// actual request. It returns false when it has answered the request.
+// secure runs the route's CORS, rate limit and authentication on an
+// actual request (the rate limit before or after authentication by its
+// key, see preAuth). It returns false when it has answered the request.
 func (p *Proxy) secure(g *Generation, s *routeSecurity, w http.ResponseWriter, r *http.Request, st *reqState, rs *routeStats, start time.Time) bool {
 	ss := &st.sec
 	ss.rs = s
@@ -159,9 +163,20 @@ func (p *Proxy) secure(g *Generation, s *routeSecurity, w http.ResponseWriter, r
 		s.cors.Apply(h, ss.origin)
 	}
 	var now time.Time
+	if s.limit != nil && s.rlKey.preAuth() {
+		// Keys known before the credentials are checked are counted
+		// first: a flood of invented tokens from one address is cut at
+		// its bucket instead of costing a signature check each (#7).
+		now = time.Now()
+		if !p.takeToken(g, s, w, r, st, rs, start, now, "") {
+			return false
+		}
+	}
 	rateClaim := ""
 	if s.auth != nil {
-		now = time.Now()
+		if now.IsZero() {
+			now = time.Now()
+		}
 		var ar auth.Result
 		s.auth.Check(r, now, &ar)
 		if ar.Outcome != auth.Allowed {
@@ -186,32 +201,49 @@ func (p *Proxy) secure(g *Generation, s *routeSecurity, w http.ResponseWriter, r
 			st.uri = r.URL.RequestURI()
 		}
 	}
-	if s.limit != nil {
+	if s.limit != nil && !s.rlKey.preAuth() {
 		if now.IsZero() {
 			now = time.Now()
 		}
-		var key string
-		switch s.rlKey {
-		case rlClientIP:
-			key = clientKey(g, st)
-		case rlHeader:
-			if v := r.Header[s.rlHeader]; len(v) > 0 {
-				key = v[0]
-			}
-		case rlConsumer:
-			key = ss.consumer
-		case rlClaim:
-			key = rateClaim
-		}
-		ss.rl, ss.limited = s.limit.Allow(key, now), true
-		s.rateHeaders(h, &ss.rl)
-		if !ss.rl.Allowed {
-			// RFC 6585 §4, RFC 9110 §10.2.3.
-			h["Retry-After"] = ratelimit.Seconds(max(ss.rl.RetryAfter, time.Second))
-			writeError(w, http.StatusTooManyRequests, "rate limit exceeded", st.fwd.id)
-			p.finish(r, st, rs, "", "", http.StatusTooManyRequests, 0, start, 0)
+		if !p.takeToken(g, s, w, r, st, rs, start, now, rateClaim) {
 			return false
 		}
+	}
+	return true
+}
+
+// preAuth reports whether a limit on this key runs before authentication:
+// the client address, a header and the route are known before the
+// credentials are checked; a consumer and a claim only after.
+func (k rlKey) preAuth() bool { return k == rlClientIP || k == rlHeader || k == rlRoute }
+
+// takeToken takes a token from the request's bucket, puts the RateLimit
+// fields on the answer and answers 429 when the bucket is empty (it then
+// returns false).
+func (p *Proxy) takeToken(g *Generation, s *routeSecurity, w http.ResponseWriter, r *http.Request, st *reqState, rs *routeStats, start, now time.Time, rateClaim string) bool {
+	ss := &st.sec
+	h := w.Header()
+	var key string
+	switch s.rlKey {
+	case rlClientIP:
+		key = clientKey(g, st)
+	case rlHeader:
+		if v := r.Header[s.rlHeader]; len(v) > 0 {
+			key = v[0]
+		}
+	case rlConsumer:
+		key = ss.consumer
+	case rlClaim:
+		key = rateClaim
+	}
+	ss.rl, ss.limited = s.limit.Allow(key, now), true
+	s.rateHeaders(h, &ss.rl)
+	if !ss.rl.Allowed {
+		// RFC 6585 §4, RFC 9110 §10.2.3.
+		h["Retry-After"] = ratelimit.Seconds(max(ss.rl.RetryAfter, time.Second))
+		writeError(w, http.StatusTooManyRequests, "rate limit exceeded", st.fwd.id)
+		p.finish(r, st, rs, "", "", http.StatusTooManyRequests, 0, start, 0)
+		return false
 	}
 	return true
 }

@@ -21,6 +21,11 @@ const (
 	// §6.5.2 asks for no less than 100).
 	DefaultH2MaxConcurrentStreams = 250
 	DefaultH3MaxStreams           = 250
+	// DefaultMaxURIBytes is nginx's limit (large_client_header_buffers
+	// 4 8k: a request line over 8 KiB is 414); HAProxy's is about half
+	// its 16 KiB buffer. Longer URLs are a sign of abuse more often than
+	// of a real client.
+	DefaultMaxURIBytes = 8 << 10
 	// DefaultListenerServer is the lean HTTP/1.1 server (l7/internal/h1).
 	DefaultListenerServer = "lean"
 )
@@ -31,6 +36,7 @@ func (c *Config) applyListenerDefaults() {
 		def(&l.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
 		def(&l.IdleTimeout, Duration(DefaultIdleTimeout))
 		def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+		def(&l.MaxURIBytes, DefaultMaxURIBytes)
 		def(&l.H2MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
 		def(&l.H3MaxStreams, DefaultH3MaxStreams)
 		def(&l.Server, DefaultListenerServer)

@@ -13,6 +13,7 @@ const (
 	DefaultRateLimitPer           = time.Second
 	DefaultRateLimitKey           = "client_ip"
 	DefaultRateLimitMaxKeys       = 100000
+	DefaultRateLimitScope         = RateLimitScopeLocal
 )
 
 // DefaultCORSMethods are the methods a CORS route allows when it lists none.
@@ -39,6 +40,7 @@ func (r *Route) setSecurityDefaults() {
 		def(&l.Burst, l.Requests)
 		def(&l.Key, DefaultRateLimitKey)
 		def(&l.MaxKeys, DefaultRateLimitMaxKeys)
+		def(&l.Scope, DefaultRateLimitScope)
 	}
 }
 

@@ -40,6 +40,24 @@ type Listener struct {
 	// HTTP/2 and HTTP/3). Larger requests get 431. 4096-16777216.
 	// Default: 65536.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxURIBytes limits the length of a request's target (the path and
+	// query as sent: the request line's target in HTTP/1.1, :path in
+	// HTTP/2 and HTTP/3), in bytes. Longer requests get 414 and never
+	// reach a route. 256-16777216. Default: 8192 (nginx's
+	// large_client_header_buffers; browsers and CDNs cap URLs near there).
+	MaxURIBytes int `yaml:"max_uri_bytes"`
+	// MaxBodyBytes is the default request body limit of the routes served
+	// on this listener that set no max_body_bytes of their own; see the
+	// route's max_body_bytes. 0 is no limit. Default: 0.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxConnsPerIP limits the TCP connections one client address may have
+	// open on this listener at once. Connections beyond it are closed as
+	// soon as they are accepted (before TLS) and counted in
+	// portcullis_http_connections_refused_total{reason="per_ip_limit"}.
+	// The address is the TCP peer: clients behind one NAT or one proxy
+	// share it, so size it for them. HTTP/3 (QUIC) is not counted.
+	// 0 is no limit. Default: 0.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// H2MaxConcurrentStreams is how many requests one HTTP/2 client
 	// connection may have in flight at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 	// 1-10000. Default: 250.

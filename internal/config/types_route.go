@@ -45,8 +45,20 @@ type Route struct {
 	JWT *JWT `yaml:"jwt"`
 	// APIKeys requires an API key (after CORS preflights).
 	APIKeys *APIKeys `yaml:"api_keys"`
-	// RateLimit limits requests per key (after authentication).
+	// RateLimit limits requests per key: before authentication when keyed
+	// by client_ip, header:NAME or route (so invented credentials are
+	// limited before each costs a check), after it when keyed by consumer
+	// or claim:NAME.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MaxBodyBytes limits the request body, in bytes. A request whose
+	// Content-Length is larger gets 413 before any of it is read and
+	// before an upstream is contacted; a body without a length (chunked,
+	// or HTTP/2 and HTTP/3 without content-length) that grows past it
+	// aborts the upstream exchange and gets 413 (or, when the upstream
+	// has already answered, a cut response). 0 is the listener's
+	// max_body_bytes (a route may set more or less than its listener).
+	// See docs/security.md "Limits". Default: 0.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 // Match selects requests; every condition given must hold. At most one of

@@ -196,4 +196,18 @@ type RateLimit struct {
 	// MaxKeys bounds the buckets kept; beyond it, some buckets are dropped
 	// (a dropped bucket starts full again). Default: 100000.
 	MaxKeys int `yaml:"max_keys"`
+	// Scope is local (each node enforces the limit on its own: with N
+	// nodes serving the route a client can get N times the limit) or
+	// cluster (the nodes of the cluster share their counts over the
+	// encrypted gossip every 100ms, so the limit holds across them, with
+	// the error bound of docs/security.md "Cluster-wide rate limits").
+	// cluster needs a cluster section, and the same route name and limit
+	// on every node. Default: local.
+	Scope string `yaml:"scope"`
 }
+
+// Rate limit scopes (RateLimit.Scope).
+const (
+	RateLimitScopeLocal   = "local"
+	RateLimitScopeCluster = "cluster"
+)

@@ -56,6 +56,15 @@ func (v *validator) validateListeners() map[string]bool {
 		if l.MaxHeaderBytes < 4096 || l.MaxHeaderBytes > 16<<20 {
 			v.errorf(p+".max_header_bytes", "max_header_bytes %d is out of range (4096-16777216)", l.MaxHeaderBytes)
 		}
+		if l.MaxURIBytes < 256 || l.MaxURIBytes > 16<<20 {
+			v.errorf(p+".max_uri_bytes", "max_uri_bytes %d is out of range (256-16777216)", l.MaxURIBytes)
+		}
+		if l.MaxBodyBytes < 0 {
+			v.errorf(p+".max_body_bytes", "max_body_bytes %d is negative (0 is no limit)", l.MaxBodyBytes)
+		}
+		if l.MaxConnsPerIP < 0 {
+			v.errorf(p+".max_conns_per_ip", "max_conns_per_ip %d is negative (0 is no limit)", l.MaxConnsPerIP)
+		}
 		if l.H2MaxConcurrentStreams < 1 || l.H2MaxConcurrentStreams > 10000 {
 			v.errorf(p+".h2_max_concurrent_streams", "h2_max_concurrent_streams %d is out of range (1-10000)", l.H2MaxConcurrentStreams)
 		}

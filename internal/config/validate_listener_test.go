@@ -15,7 +15,8 @@ func TestListenerDefaultsFillEveryLimit(t *testing.T) {
 	}
 	l := c.L7.Listeners[0]
 	if l.ReadHeaderTimeout.D() != 10*time.Second || l.IdleTimeout.D() != 120*time.Second ||
-		l.MaxHeaderBytes != 65536 || l.H2MaxConcurrentStreams != 250 || l.H3MaxStreams != 250 {
+		l.MaxHeaderBytes != 65536 || l.H2MaxConcurrentStreams != 250 || l.H3MaxStreams != 250 ||
+		l.MaxURIBytes != 8192 || l.MaxBodyBytes != 0 || l.MaxConnsPerIP != 0 {
 		t.Errorf("listener defaults: %+v", l)
 	}
 }
@@ -38,6 +39,9 @@ func TestListenerSettingsAreValidatedWithTheirKeyPaths(t *testing.T) {
 		{"a tiny header limit is refused", "      max_header_bytes: 100\n", "l7.listeners[0].max_header_bytes", "out of range"},
 		{"zero h2 streams is refused", "      h2_max_concurrent_streams: -1\n", "l7.listeners[0].h2_max_concurrent_streams", "out of range"},
 		{"too many h3 streams is refused", "      h3_max_streams: 20000\n", "l7.listeners[0].h3_max_streams", "out of range"},
+		{"a tiny URI limit is refused", "      max_uri_bytes: 10\n", "l7.listeners[0].max_uri_bytes", "out of range"},
+		{"a negative body limit is refused", "      max_body_bytes: -1\n", "l7.listeners[0].max_body_bytes", "negative"},
+		{"a negative per-address connection limit is refused", "      max_conns_per_ip: -5\n", "l7.listeners[0].max_conns_per_ip", "negative"},
 		{"a 1ms header timeout is refused", "      read_header_timeout: 1ms\n", "l7.listeners[0].read_header_timeout", "too short"},
 		{"a misspelt key is refused", "      freebnd: true\n", "l7.listeners[0].freebnd", "did you mean \"freebind\""},
 	}

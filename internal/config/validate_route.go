@@ -52,6 +52,9 @@ func (v *validator) validateRoutes(listeners, pools map[string]bool) {
 		}
 		v.validateHeaderOps(p+".request_headers", r.RequestHeaders, params)
 		v.validateHeaderOps(p+".response_headers", r.ResponseHeaders, params)
+		if r.MaxBodyBytes < 0 {
+			v.errorf(p+".max_body_bytes", "max_body_bytes %d is negative (0 is the listener's limit)", r.MaxBodyBytes)
+		}
 	}
 }
 

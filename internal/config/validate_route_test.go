@@ -40,6 +40,7 @@ func TestRouteErrorsNameTheirKeyPath(t *testing.T) {
 		{"a path placeholder needs the parameter", "    - {name: x, pool: p, match: {path_template: '/u/{id}'}, response_headers: {add: [{name: X-A, value: '{path.uid}'}]}}\n", "l7.routes[1].response_headers.add[0].value", `no path parameter "uid"`},
 		{"an unclosed placeholder is refused", "    - {name: x, pool: p, rewrite: {host: '{host'}}\n", "l7.routes[1].rewrite.host", "not closed"},
 		{"a hop-by-hop header cannot be set", "    - {name: x, pool: p, request_headers: {set: [{name: connection, value: close}]}}\n", "l7.routes[1].request_headers.set[0].name", "hop-by-hop"},
+		{"a negative body limit is refused", "    - {name: x, pool: p, max_body_bytes: -1}\n", "l7.routes[1].max_body_bytes", "negative"},
 		{"a header name must be a token", "    - {name: x, pool: p, request_headers: {remove: ['a b']}}\n", "l7.routes[1].request_headers.remove[0]", "not a header name"},
 	}
 	for _, tt := range tests {

@@ -247,4 +247,13 @@ func (v *validator) validateRateLimit(p string, r Route) {
 	default:
 		v.errorf(p+".key", "key %q: use client_ip, header:NAME, consumer, claim:NAME or route", l.Key)
 	}
+	switch l.Scope {
+	case RateLimitScopeLocal:
+	case RateLimitScopeCluster:
+		if v.c.Cluster == nil {
+			v.errorf(p+".scope", "scope cluster shares the counts with the cluster's other nodes: it needs a cluster section")
+		}
+	default:
+		v.errorf(p+".scope", "scope %q: use local or cluster", l.Scope)
+	}
 }

@@ -96,6 +96,7 @@ func (d *Daemon) applyCluster(cfg *config.Config) error {
 		p.mu.Lock()
 		p.node = n
 		p.mu.Unlock()
+		d.registerRateSync(n)
 	} else if err := n.Update(o); err != nil {
 		if !errors.Is(err, cluster.ErrRestartRequired) {
 			return err

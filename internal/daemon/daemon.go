@@ -65,6 +65,7 @@ type Daemon struct {
 	l4      *l4Plane
 	health  *healthcheck.Manager
 	cluster *clusterPlane
+	rl      *rateSync
 	routes  routeWindow
 	passive passive
 
@@ -96,6 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now(), cluster: &clusterPlane{}}
 	d.proxy = l7.New(log.With("component", "l7"))
 	d.metrics.Registry.MustRegister(d.proxy.Collectors()...)
+	d.rl = d.newRateSync()
 	d.demo = demo.New(log.With("component", "demo"))
 	d.admin = admin.New(d, d.metrics.Registry, log.With("component", "admin"))
 	d.startHealth()
@@ -340,6 +342,8 @@ func (d *Daemon) shutdown() error {
 	drain := cfg.Shutdown.Drain.D()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// The last rate-limit counts go out while the peers still listen.
+	d.stopRateSync()
 	// VIPs go to the peer first; XDP keeps forwarding what still reaches
 	// this node's MAC while the neighbours update.
 	d.leaveCluster(ctx)

@@ -20,6 +20,11 @@
 // max_header_bytes (431, and 414 for a request line that alone is too
 // long), and Hijack for Upgrade. r.TLS is always nil there (cleartext).
 //
+// max_conns_per_ip is enforced by the socket's accept loop, before a front
+// (or TLS) sees the connection: over the limit, the connection is reset at
+// once and counted (RefusedConns). The counts live per socket, so they
+// survive reloads and apply across fronts.
+//
 // A socket is never rebound while its address stays in the config: an apply
 // that changes only certificates swaps the TLS material (new handshakes see
 // it, open connections are untouched); an apply that changes the serving
@@ -74,6 +79,9 @@ type Set struct {
 	cids    connIDGenerator
 
 	conns [numProtos]atomic.Int64
+
+	refMu   sync.Mutex
+	refused map[string]*atomic.Uint64 // by listener name: max_conns_per_ip refusals
 
 	mu      sync.Mutex
 	socks   map[string]*socket // by configured address
@@ -256,6 +264,36 @@ func (s *Set) UDPAddrs() map[string]string {
 		if sk.quic != nil {
 			out[sk.name()] = sk.quic.udp.LocalAddr().String()
 		}
+	}
+	return out
+}
+
+// refusedCounter is the max_conns_per_ip refusal counter of a listener
+// name, created on first use and kept for the Set's life (a reload must not
+// reset a counter).
+func (s *Set) refusedCounter(name string) *atomic.Uint64 {
+	s.refMu.Lock()
+	defer s.refMu.Unlock()
+	if s.refused == nil {
+		s.refused = map[string]*atomic.Uint64{}
+	}
+	c := s.refused[name]
+	if c == nil {
+		c = new(atomic.Uint64)
+		s.refused[name] = c
+	}
+	return c
+}
+
+// RefusedConns returns, by listener name, how many TCP connections were
+// closed at accept because their client address had max_conns_per_ip open
+// already (every listener name served so far, also with none refused).
+func (s *Set) RefusedConns() map[string]uint64 {
+	s.refMu.Lock()
+	defer s.refMu.Unlock()
+	out := make(map[string]uint64, len(s.refused))
+	for name, c := range s.refused {
+		out[name] = c.Load()
 	}
 	return out
 }

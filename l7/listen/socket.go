@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,10 +75,16 @@ type socket struct {
 	// certificate reloads.
 	baseTLS    *tls.Config
 	acceptDone chan struct{}
+
+	// perIP counts the open connections of each client address; maxPerIP
+	// is the listener's max_conns_per_ip (0: none), read per accept so a
+	// reload changes it without a new front.
+	perIP    *perIPTable
+	maxPerIP atomic.Int32
 }
 
 func newSocket(s *Set, ln net.Listener) *socket {
-	sk := &socket{set: s, ln: ln, acceptDone: make(chan struct{})}
+	sk := &socket{set: s, ln: ln, acceptDone: make(chan struct{}), perIP: newPerIPTable()}
 	sk.baseTLS = &tls.Config{GetConfigForClient: sk.tlsConfigForClient}
 	return sk
 }
@@ -117,11 +124,30 @@ func (sk *socket) acceptLoop() {
 			continue
 		}
 		delay = 0
-		sk.dispatch(c)
+		ip := peerAddr(c)
+		if !sk.perIP.acquire(ip, int(sk.maxPerIP.Load())) {
+			sk.refuse(c)
+			continue
+		}
+		sk.dispatch(&trackedConn{Conn: c, perIP: sk.perIP, ip: ip})
 	}
 }
 
-func (sk *socket) dispatch(c net.Conn) {
+// refuse closes a connection over max_conns_per_ip before anything is read
+// from it (no TLS handshake, no request), with a reset rather than a FIN:
+// the client learns at once, and no FIN_WAIT or TIME_WAIT state is kept for
+// a client that opens too many. One counter update, no log line.
+func (sk *socket) refuse(c net.Conn) {
+	if f := sk.cur.Load(); f != nil {
+		f.refusedPerIP.Add(1)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func (sk *socket) dispatch(c *trackedConn) {
 	for {
 		f := sk.cur.Load()
 		if f == nil {
@@ -147,6 +173,7 @@ func (sk *socket) dispatch(c net.Conn) {
 // did not change (its connections live on); otherwise a new front takes new
 // connections and the old one drains.
 func (sk *socket) apply(l config.Listener, drain time.Duration, dropQUIC *quicSocket) {
+	sk.maxPerIP.Store(int32(min(max(l.MaxConnsPerIP, 0), 1<<30)))
 	old := sk.cur.Load()
 	if old != nil && sameServing(old.cfg, l) && dropQUIC == nil && old.quic == sk.quic {
 		return
@@ -211,13 +238,17 @@ type front struct {
 	h2      *h2.Server // HTTP/2 over TLS, handed over by srv after ALPN
 	h3      *http3.Server
 	quic    *quicSocket
-	conns   chan net.Conn
+	conns   chan *trackedConn
 	closing chan struct{}
 	once    sync.Once
 	served  chan struct{}
 
 	upMu     sync.Mutex
 	upgraded map[*connInfo]struct{} // h2c-upgraded connections: hijacked, so http.Server no longer tracks them
+
+	// refusedPerIP counts the connections max_conns_per_ip closed; shared
+	// by every front of the listener's name, so reloads do not reset it.
+	refusedPerIP *atomic.Uint64
 }
 
 func newFront(sk *socket, l config.Listener) *front {
@@ -226,10 +257,12 @@ func newFront(sk *socket, l config.Listener) *front {
 		sk:       sk,
 		cfg:      l,
 		quic:     sk.quic,
-		conns:    make(chan net.Conn),
+		conns:    make(chan *trackedConn),
 		closing:  make(chan struct{}),
 		served:   make(chan struct{}),
 		upgraded: map[*connInfo]struct{}{},
+
+		refusedPerIP: s.refusedCounter(l.Name),
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
@@ -345,8 +378,7 @@ func (f *front) serveLean() {
 // Accept implements net.Listener for the front's http.Server.
 func (f *front) Accept() (net.Conn, error) {
 	select {
-	case c := <-f.conns:
-		tc := &trackedConn{Conn: c}
+	case tc := <-f.conns:
 		tc.info.name = f.cfg.Name
 		tc.info.set = f.sk.set
 		tc.info.conn = tc
@@ -445,6 +477,10 @@ type trackedConn struct {
 	info      connInfo
 	firstRead atomic.Bool
 	preface   atomic.Bool // the client opened with the HTTP/2 preface (h2c)
+	// perIP counted the connection under ip; released on the first Close.
+	perIP    *perIPTable
+	ip       netip.Addr
+	released atomic.Bool
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
@@ -460,6 +496,9 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 
 func (c *trackedConn) Close() error {
 	c.info.closed()
+	if c.perIP != nil && c.released.CompareAndSwap(false, true) {
+		c.perIP.release(c.ip)
+	}
 	return c.Conn.Close()
 }
 

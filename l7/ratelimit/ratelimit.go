@@ -4,6 +4,9 @@
 // (sweeps run on the request path, at most once per shard per refill time,
 // never from a goroutine of their own), and a cap on the number of keys
 // bounds the memory whatever the clients send.
+//
+// A cluster-scoped limit (scope: cluster) also counts the tokens its
+// requests took, for the peers, and takes theirs (cluster.go, sync.go).
 package ratelimit
 
 import (
@@ -43,10 +46,13 @@ type store struct {
 }
 
 type shard struct {
-	mu        sync.Mutex
-	m         map[string]bucket
+	mu sync.Mutex
+	m  map[string]bucket
+	// used counts the tokens taken by this node's requests since the last
+	// Drain, per key; nil for a local limit (scope: cluster only).
+	used      map[string]uint32
 	lastSweep int64
-	_         [32]byte // keep shards' locks on separate cache lines
+	_         [24]byte // keep shards' locks on separate cache lines
 }
 
 type bucket struct {
@@ -67,6 +73,9 @@ func New(c config.RateLimit) *Limiter {
 	l.idle = time.Duration(l.burst / l.rate * float64(time.Second))
 	for i := range l.st.shards {
 		l.st.shards[i].m = map[string]bucket{}
+		if c.Scope == config.RateLimitScopeCluster {
+			l.st.shards[i].used = map[string]uint32{}
+		}
 	}
 	return l
 }
@@ -115,6 +124,9 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 	if b.tokens >= 1 {
 		b.tokens--
 		d.Allowed = true
+		if sh.used != nil {
+			l.use(sh, key, !ok)
+		}
 	} else {
 		d.RetryAfter = l.dur(1 - b.tokens)
 	}
@@ -132,10 +144,12 @@ func (l *Limiter) dur(tokens float64) time.Duration {
 // sweep drops the shard's refilled buckets and, if the shard is still at
 // its cap, an eighth of it picked at random (map order): a dropped bucket
 // starts full again, which favours the clients over memory only this far.
+// A bucket in debt (peers' consumption, scope: cluster) takes longer than
+// idle to refill: it stays until it has.
 func (l *Limiter) sweep(sh *shard, t int64) {
 	sh.lastSweep = t
 	for k, b := range sh.m {
-		if t-b.last >= int64(l.idle) {
+		if t-b.last >= int64(l.idle) && (b.tokens >= 0 || b.tokens+float64(t-b.last)/1e9*l.rate >= l.burst) {
 			delete(sh.m, k)
 		}
 	}

@@ -261,6 +261,19 @@ func (w *response) writeHead(code int, interim bool) {
 		// Shutting down: this is the connection's last response.
 		w.closeAfter = true
 	}
+	if c := h["Connection"]; len(c) == 1 && c[0] == "close" {
+		// The handler ends the connection (the proxy does after a 413:
+		// the rest of the body is not worth reading).
+		w.closeAfter = true
+	}
+	if w.cn.body.continue100 {
+		// A final answer before the body was asked for (RFC 9110
+		// §10.1.1): the client may still send it, or wait for a 100
+		// that must not come now; either way the stream is not at a
+		// message boundary we can trust, so it ends here.
+		w.cn.body.continue100 = false
+		w.closeAfter = true
+	}
 	if w.closeAfter {
 		h["Connection"] = connClose
 	} else if w.req.ProtoMinor == 0 {

@@ -230,3 +230,45 @@ func TestDateIsAddedUnlessTheHandlerSetOne(t *testing.T) {
 		}
 	}
 }
+
+func TestAFinalAnswerBeforeAnExpectedBodyEndsTheConnectionWithout100Continue(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized) // without reading the body
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+	all, err := io.ReadAll(c) // to the server's close
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(all), "HTTP/1.1 401 ") || strings.Contains(string(all), "100 Continue") ||
+		!strings.Contains(string(all), "Connection: close\r\n") {
+		t.Fatalf("answer:\n%s", all)
+	}
+}
+
+func TestAHandlersConnectionCloseEndsTheConnection(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	all, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(all), "HTTP/1.1 200 ") || !strings.HasSuffix(string(all), "\r\n3\r\nbye\r\n0\r\n\r\n") {
+		t.Fatalf("answer:\n%s", all)
+	}
+}

@@ -312,6 +312,13 @@ func (cn *conn) serve() {
 	default:
 		cn.closeNow()
 	}
+	// Streams still open end with the connection (their contexts are
+	// not children of the connection's: see streamCtx).
+	cn.mu.Lock()
+	for _, st := range cn.streams {
+		cn.closeStreamLocked(st, errClosed)
+	}
+	cn.mu.Unlock()
 	<-cn.wdone
 	if cn.linger {
 		// The client may still be sending: closing with unread bytes
@@ -323,6 +330,13 @@ func (cn *conn) serve() {
 	cn.c.Close()
 	cn.cancel()
 	cn.handlers.Wait()
+	cn.mu.Lock()
+	if cn.idleTimer != nil {
+		// Stopped, or it would keep the connection alive until it fires.
+		cn.idleTimer.Stop()
+	}
+	cn.dead = true // no idle timer is armed again
+	cn.mu.Unlock()
 	cn.br = nil
 	br.Reset(nil)
 	readerPool.Put(br)
@@ -572,7 +586,7 @@ func (cn *conn) closeStreamLocked(st *stream, err error) {
 		cn.giveBackLocked(int64(n))
 	}
 	st.body, st.bodyOff = nil, 0
-	st.cancel()
+	st.ctx.cancel()
 	st.bodyCond.Broadcast()
 	cn.wcond.Broadcast()
 	if len(cn.streams) == 0 {
@@ -716,6 +730,9 @@ func (cn *conn) armIdle() {
 }
 
 func (cn *conn) armIdleLocked() {
+	if cn.dead {
+		return
+	}
 	if cn.idleTimer == nil {
 		cn.idleTimer = time.AfterFunc(cn.idle, cn.idleFired)
 		return

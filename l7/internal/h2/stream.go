@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,8 +16,7 @@ import (
 type stream struct {
 	cn      *conn
 	id      uint32
-	ctx     context.Context
-	cancel  context.CancelFunc
+	ctx     *streamCtx
 	req     *http.Request
 	url     url.URL
 	w       response
@@ -90,7 +88,7 @@ func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		cn.resetStream(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	st.ctx, st.cancel = context.WithCancel(cn.ctx)
+	st.ctx = newStreamCtx(cn.ctx)
 	var h http.Handler = cn.srv.Handler
 	if code != 0 {
 		// A header list over the limit: answered without the handler.
@@ -332,7 +330,7 @@ func (cn *conn) run(st *stream, h http.Handler) {
 		cn.finishLocked()
 	}
 	cn.mu.Unlock()
-	st.cancel()
+	st.ctx.cancel()
 	st.recycle()
 }
 
