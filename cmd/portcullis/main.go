@@ -46,6 +46,6 @@ Start with:  portcullis run --config configs/quickstart.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newStatusCmd(), newMaglevCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newConfigCmd(), newVersionCmd(), newStatusCmd(), newMaglevCmd())
 	return root
 }

@@ -18,48 +18,11 @@ import (
 // schema from Config down. The reference is generated so that it cannot drift
 // from the code: a test compares it with docs/configuration.md.
 func ReferenceMarkdown(srcs ...[]byte) (string, error) {
-	fset := token.NewFileSet()
-	var decls []ast.Decl
-	for i, src := range srcs {
-		f, err := parser.ParseFile(fset, fmt.Sprintf("types%d.go", i), src, parser.ParseComments)
-		if err != nil {
-			return "", err
-		}
-		decls = append(decls, f.Decls...)
+	d, err := parseTypeDocs(srcs...)
+	if err != nil {
+		return "", err
 	}
-	docs := map[string]map[string]string{} // type → field → doc
-	typeDocs := map[string]string{}
-	for _, decl := range decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			ts, ok := spec.(*ast.TypeSpec)
-			if !ok {
-				continue
-			}
-			st, ok := ts.Type.(*ast.StructType)
-			if !ok {
-				continue
-			}
-			typeDocs[ts.Name.Name] = strings.TrimSpace(gd.Doc.Text())
-			fields := map[string]string{}
-			var shared string
-			for _, fl := range st.Fields.List {
-				doc := strings.TrimSpace(fl.Doc.Text())
-				if doc == "" {
-					doc = shared // a comment above "A, B string" lines covers the next ones too
-				} else {
-					shared = doc
-				}
-				for _, n := range fl.Names {
-					fields[n.Name] = doc
-				}
-			}
-			docs[ts.Name.Name] = fields
-		}
-	}
+	docs, typeDocs := d.fields, d.types
 
 	var b bytes.Buffer
 	b.WriteString("# Configuration reference\n\n")
@@ -81,12 +44,8 @@ func ReferenceMarkdown(srcs ...[]byte) (string, error) {
 		}
 		b.WriteString("| key | type | meaning |\n| --- | --- | --- |\n")
 		var nested []reflect.StructField
-		for i := range t.NumField() {
-			sf := t.Field(i)
-			key := strings.Split(sf.Tag.Get("yaml"), ",")[0]
-			if key == "" || key == "-" {
-				continue
-			}
+		for _, sf := range schemaFields(t) {
+			key := yamlKey(sf)
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", key, typeName(sf.Type), strings.ReplaceAll(oneLine(fields[sf.Name]), "|", `\|`))
 			if inner := structOf(sf.Type); inner != nil {
 				nested = append(nested, sf)
@@ -94,7 +53,7 @@ func ReferenceMarkdown(srcs ...[]byte) (string, error) {
 		}
 		b.WriteString("\n")
 		for _, sf := range nested {
-			key := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+			key := yamlKey(sf)
 			sub := joinPath(path, key)
 			if k := sf.Type.Kind(); k == reflect.Slice {
 				sub += "[]"
@@ -141,18 +100,96 @@ func typeName(t reflect.Type) string {
 
 // ReferenceFromDir renders the reference from the types*.go files in dir.
 func ReferenceFromDir(dir string) (string, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "types*.go"))
+	srcs, err := readTypeSources(dir)
 	if err != nil {
 		return "", err
+	}
+	return ReferenceMarkdown(srcs...)
+}
+
+// readTypeSources reads the types*.go files of dir in name order: the
+// sources whose doc comments both the reference and the JSON Schema quote.
+func readTypeSources(dir string) ([][]byte, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "types*.go"))
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(files)
 	var srcs [][]byte
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		srcs = append(srcs, b)
 	}
-	return ReferenceMarkdown(srcs...)
+	return srcs, nil
 }
+
+// typeDocs are the doc comments of the schema's struct types and of their
+// fields, by Go name.
+type typeDocs struct {
+	types  map[string]string            // type → doc
+	fields map[string]map[string]string // type → field → doc
+}
+
+// parseTypeDocs collects the doc comments of every struct type declared in
+// srcs (the sources of types*.go).
+func parseTypeDocs(srcs ...[]byte) (typeDocs, error) {
+	fset := token.NewFileSet()
+	var decls []ast.Decl
+	for i, src := range srcs {
+		f, err := parser.ParseFile(fset, fmt.Sprintf("types%d.go", i), src, parser.ParseComments)
+		if err != nil {
+			return typeDocs{}, err
+		}
+		decls = append(decls, f.Decls...)
+	}
+	d := typeDocs{types: map[string]string{}, fields: map[string]map[string]string{}}
+	for _, decl := range decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			ts, ok := spec.(*ast.TypeSpec)
+			if !ok {
+				continue
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				continue
+			}
+			d.types[ts.Name.Name] = strings.TrimSpace(gd.Doc.Text())
+			fields := map[string]string{}
+			var shared string
+			for _, fl := range st.Fields.List {
+				doc := strings.TrimSpace(fl.Doc.Text())
+				if doc == "" {
+					doc = shared // a comment above "A, B string" lines covers the next ones too
+				} else {
+					shared = doc
+				}
+				for _, n := range fl.Names {
+					fields[n.Name] = doc
+				}
+			}
+			d.fields[ts.Name.Name] = fields
+		}
+	}
+	return d, nil
+}
+
+// schemaFields are the fields of t that are YAML keys, in declaration order.
+func schemaFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := range t.NumField() {
+		if key := yamlKey(t.Field(i)); key != "" && key != "-" {
+			out = append(out, t.Field(i))
+		}
+	}
+	return out
+}
+
+// yamlKey is the field's key in the file.
+func yamlKey(sf reflect.StructField) string { return strings.Split(sf.Tag.Get("yaml"), ",")[0] }
