@@ -46,7 +46,7 @@ test: test-deps
 	$(GO) test -count=1 -p 1 -timeout 10m ./...
 
 generate:
-	$(GO) generate ./bpf/
+	$(GO) generate ./bpf/ ./internal/config/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
