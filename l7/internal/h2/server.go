@@ -106,6 +106,8 @@ type conn struct {
 	remote string
 	br     *bufio.Reader
 	fr     *http2.Framer
+	hdec   *hpack.Decoder
+	hb     headerBlock // the header block being read
 	scheme string
 
 	maxStreams uint32
@@ -358,10 +360,8 @@ func (cn *conn) handshake() error {
 	cn.fr = http2.NewFramer(nil, cn.br)
 	cn.fr.SetReuseFrames()
 	cn.fr.SetMaxReadFrameSize(maxFrame)
-	// The framer drops the connection for a header block far over its
-	// limit; a list somewhat over ours gets a 431 from buildRequest.
-	cn.fr.MaxHeaderListSize = 4 * cn.maxHeader
-	cn.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cn.hdec = hpack.NewDecoder(4096, cn.emit)
+	cn.hdec.SetMaxStringLength(4 * int(cn.maxHeader))
 
 	cn.mu.Lock()
 	cn.wbuf = appendSettings(cn.wbuf,
@@ -414,8 +414,10 @@ func (cn *conn) handle(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return cn.onSettings(f)
-	case *http2.MetaHeadersFrame:
-		return cn.onHeaders(f)
+	case *http2.HeadersFrame:
+		return cn.onHeadersFrame(f)
+	case *http2.ContinuationFrame:
+		return cn.onContinuation(f)
 	case *http2.DataFrame:
 		return cn.onData(f)
 	case *http2.WindowUpdateFrame:
@@ -439,8 +441,6 @@ func (cn *conn) handle(f http2.Frame) error {
 		cn.startGoAway()
 	case *http2.PushPromiseFrame:
 		return connError{http2.ErrCodeProtocol, "PUSH_PROMISE from a client"}
-	case *http2.ContinuationFrame:
-		return connError{http2.ErrCodeProtocol, "stray CONTINUATION"}
 	}
 	// Unknown frame types are ignored (RFC 9113 §4.1).
 	return nil

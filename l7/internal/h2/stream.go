@@ -46,8 +46,8 @@ var connSpecific = map[string]bool{
 	"transfer-encoding": true, "upgrade": true,
 }
 
-func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) error {
-	id := f.StreamID
+func (cn *conn) onHeaders(f *headerBlock) error {
+	id := f.id
 	if id%2 == 0 {
 		return connError{http2.ErrCodeProtocol, "even stream id from a client"}
 	}
@@ -64,7 +64,7 @@ func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return connError{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
 	}
 	cn.maxClientID = id
-	if f.HasPriority() && f.Priority.StreamDep == id {
+	if f.hasPrio && f.prio.StreamDep == id {
 		cn.resetStream(id, http2.ErrCodeProtocol)
 		return nil
 	}
@@ -101,7 +101,7 @@ func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 
 	cn.mu.Lock()
 	st.sendWindow = cn.peerInitial
-	if f.StreamEnded() {
+	if f.endStream {
 		st.remoteDone = true
 	}
 	cn.streams[id] = st
@@ -123,17 +123,13 @@ func (s statusHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // buildRequest turns a HEADERS frame into the request; nil with code 0 is
 // a malformed request (stream error PROTOCOL_ERROR), a code is a response
 // to send without the handler.
-func (st *stream) buildRequest(f *http2.MetaHeadersFrame, r *http.Request) (*http.Request, int) {
-	size := 0
-	for _, hf := range f.Fields {
-		size += int(hf.Size())
-	}
-	if f.Truncated || size > int(st.cn.maxHeader) {
+func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, int) {
+	if f.truncated || f.size > int(st.cn.maxHeader) {
 		return nil, http.StatusRequestHeaderFieldsTooLarge
 	}
 	var method, authority, path, protocol string
 	var nm, ns, na, np int
-	for _, hf := range f.PseudoFields() {
+	for _, hf := range f.pseudo() {
 		switch hf.Name {
 		case ":method":
 			method, nm = hf.Value, nm+1
@@ -159,7 +155,7 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame, r *http.Request) (*htt
 	} else if ns != 1 || np != 1 || path == "" {
 		return nil, 0
 	}
-	regular := f.RegularFields()
+	regular := f.regular()
 	hdr := st.reqHdr
 	var cookies []string
 	for _, hf := range regular {
@@ -184,7 +180,7 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame, r *http.Request) (*htt
 			return nil, http.StatusExpectationFailed
 		}
 		delete(hdr, "Expect")
-		st.continue100 = !f.StreamEnded()
+		st.continue100 = !f.endStream
 	}
 	if authority == "" {
 		if h := hdr["Host"]; len(h) > 0 {
@@ -220,7 +216,7 @@ func (st *stream) buildRequest(f *http2.MetaHeadersFrame, r *http.Request) (*htt
 		}
 		st.declared = n
 	}
-	if f.StreamEnded() {
+	if f.endStream {
 		if st.declared > 0 {
 			return nil, 0
 		}
@@ -272,10 +268,10 @@ func parsePath(u *url.URL, path, method string) error {
 
 // onTrailers takes a second HEADERS frame on an open stream: the request
 // trailers, which must end the stream (RFC 9113 §8.1).
-func (cn *conn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+func (cn *conn) onTrailers(st *stream, f *headerBlock) error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if cn.streams[f.StreamID] != st {
+	if cn.streams[f.id] != st {
 		// Closed (and maybe recycled) since the caller looked it up.
 		return nil
 	}
@@ -283,10 +279,10 @@ func (cn *conn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 		cn.resetLocked(st.id, http2.ErrCodeStreamClosed)
 		return nil
 	}
-	if !f.StreamEnded() {
+	if !f.endStream {
 		return connError{http2.ErrCodeProtocol, "trailers without END_STREAM"}
 	}
-	if len(f.PseudoFields()) > 0 {
+	if len(f.pseudo()) > 0 {
 		cn.resetLocked(st.id, http2.ErrCodeProtocol)
 		return nil
 	}
@@ -294,7 +290,7 @@ func (cn *conn) onTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 		cn.resetLocked(st.id, http2.ErrCodeProtocol)
 		return nil
 	}
-	for _, hf := range f.RegularFields() {
+	for _, hf := range f.regular() {
 		k := canonicalKey(hf.Name)
 		if _, ok := st.trailer[k]; ok {
 			st.trailer[k] = append(st.trailer[k], hf.Value)
