@@ -431,3 +431,43 @@ func TestSIGTERMDrainsInFlightRequestsAndExitsZero(t *testing.T) {
 		t.Error("listener still accepts after shutdown")
 	}
 }
+
+// TestAConfigMapStyleSymlinkSwapIsReloaded: Kubernetes mounts a ConfigMap as
+// dir/c.yaml → ..data/c.yaml with ..data → ..v1, and updates it by pointing
+// ..data at a new folder in one rename. The file's own name sees no event.
+func TestAConfigMapStyleSymlinkSwapIsReloaded(t *testing.T) {
+	p := newPorts(t)
+	dir := t.TempDir()
+	for _, v := range []string{"..v1", "..v2"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := demoConfig(p, []int{p.d1}, "")
+	if err := os.WriteFile(filepath.Join(dir, "..v1", "c.yaml"), []byte(first), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..v1", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.Symlink(filepath.Join("..data", "c.yaml"), cfg); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, cfg, "", p) // the links stay as made
+	changed := demoConfig(p, []int{p.d1}, "    - name: post-only\n      pool: demo\n      match: {path: /post-only, methods: [POST]}\n")
+	if err := os.WriteFile(filepath.Join(dir, "..v2", "c.yaml"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..v2", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256hex(changed)
+	eventually(t, "the swapped config to be running", func() bool {
+		_, body, _ := get(http.DefaultClient, d.admin("/api/v1/status"))
+		return strings.Contains(body, want)
+	})
+}

@@ -288,7 +288,11 @@ func (d *Daemon) reloadIfChanged() {
 
 // watchFile watches the config file's folder (editors and config managers
 // replace files by rename, which a watch on the file itself would miss) and
-// signals changes, debounced so one save makes one reload.
+// signals changes, debounced so one save makes one reload. When the path
+// goes through symbolic links (Kubernetes ConfigMaps swap a "..data" link
+// in the folder; /etc files often link elsewhere), the folder the links
+// resolve to is watched too and any change there counts: the reload
+// compares the file's bytes, so a change elsewhere costs one read.
 func watchFile(path string, out chan<- struct{}) (func(), error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -298,10 +302,33 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Add(filepath.Dir(abs)); err != nil {
+	dir := filepath.Dir(abs)
+	if err := w.Add(dir); err != nil {
 		w.Close()
 		return nil, err
 	}
+	// The resolved folder, watched while the links lead there; moved when
+	// a swap makes them lead elsewhere.
+	target := ""
+	follow := func() {
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			return
+		}
+		if rd := filepath.Dir(real); rd != target && rd != dir {
+			if target != "" {
+				_ = w.Remove(target)
+			}
+			if w.Add(rd) == nil {
+				target = rd
+			}
+		}
+	}
+	linked := func() bool {
+		real, err := filepath.EvalSymlinks(abs)
+		return err == nil && real != abs
+	}
+	follow()
 	go func() {
 		var timer *time.Timer
 		for {
@@ -310,9 +337,13 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 				if !ok {
 					return
 				}
-				if filepath.Clean(ev.Name) != abs || ev.Op == fsnotify.Chmod {
+				if ev.Op == fsnotify.Chmod {
 					continue
 				}
+				if filepath.Clean(ev.Name) != abs && !linked() {
+					continue
+				}
+				follow()
 				if timer != nil {
 					timer.Stop()
 				}

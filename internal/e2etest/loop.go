@@ -81,7 +81,8 @@ type LoopOptions struct {
 	// AdminPort is the port of the config's admin listener on 127.0.0.1.
 	AdminPort int
 	// Config is written to ConfigPath (by write-then-rename) before the
-	// start; ConfigPath defaults to portcullis.yaml in a t.TempDir().
+	// start; ConfigPath defaults to portcullis.yaml in a t.TempDir(). An
+	// empty Config leaves ConfigPath as the test made it (a symlink, say).
 	Config     string
 	ConfigPath string
 	// Args follow `run --config ConfigPath`.
@@ -148,7 +149,9 @@ func StartLoop(t testing.TB, o LoopOptions) *LoopDaemon {
 	if ownClient {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	writeAtomic(t, o.ConfigPath, []byte(o.Config))
+	if o.Config != "" {
+		writeAtomic(t, o.ConfigPath, []byte(o.Config))
+	}
 	d := &LoopDaemon{
 		Done:       make(chan error, 1),
 		ConfigPath: o.ConfigPath,
