@@ -11,13 +11,13 @@ CONFIG    ?= configs/quickstart.yaml
 # clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects,
 # ngtcp2-client (gtlsclient) as an independent HTTP/3 client, etcd-server
 # for the etcd discovery tests, chromium for the dashboard's browser test.
-TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium
+TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium nftables
 STATICCHECK_VERSION := v0.8.2
 H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 
-.PHONY: all build run test test-deps generate lint bench clean
+.PHONY: all build run test test-deps generate lint bench deb clean
 
 all: build
 
@@ -53,8 +53,17 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# Every Go benchmark of l4, l7 and config, then bench/run-all.sh: the
+# figures of docs/benchmarks.md (XDP, Maglev, L7 against HAProxy/nginx,
+# failover against keepalived) in one summary table, under 15 minutes; parts
+# whose prerequisites (root, haproxy, keepalived, wrk, h2load) are missing skip.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./l4/... ./l7/... ./internal/config/...
+	GO='$(GO)' bash bench/run-all.sh
+
+# dist/portcullis_<version>_<arch>.deb (packaging/, docs/operations.md).
+deb:
+	GO='$(GO)' VERSION='$(VERSION)' packaging/build-deb.sh dist
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
