@@ -11,7 +11,7 @@ CONFIG    ?= configs/quickstart.yaml
 # clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects,
 # ngtcp2-client (gtlsclient) as an independent HTTP/3 client, etcd-server
 # for the etcd discovery tests, chromium for the dashboard's browser test.
-TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium nftables
+TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium nftables ruby python3
 STATICCHECK_VERSION := v0.8.2
 H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
@@ -60,6 +60,19 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./l4/... ./l7/... ./internal/config/...
 	GO='$(GO)' bash bench/run-all.sh
+
+LAB := bin/portcullis-lab
+.PHONY: lab lab-failover lab-down lab-tool
+# The ha-pair HA topology in network namespaces on this machine (root;
+# docs/lab.md): up, crash the VIP owner and watch the client, tear down.
+lab-tool:
+	$(GO) build -trimpath -o $(LAB) ./cmd/portcullis-lab
+lab: build lab-tool
+	./$(LAB) up -bin $(BIN)
+lab-failover: lab-tool
+	./$(LAB) failover
+lab-down: lab-tool
+	./$(LAB) down
 
 # dist/portcullis_<version>_<arch>.deb (packaging/, docs/operations.md).
 deb:
