@@ -17,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis-lb/portcullis/l7/compress"
 	"github.com/portcullis-lb/portcullis/l7/route"
+	"github.com/portcullis-lb/portcullis/l7/transform"
 )
 
 // maxBufferedBody is the largest request body read whole before forwarding
@@ -47,12 +49,21 @@ type reqState struct {
 	copyBuf []byte
 	sec     secState
 	limBody limitedBody // the request body behind max_body_bytes
+	// The route's response wrappers (transforms.go), closed after the
+	// exchange; bodyKept: body holds a transformed request body.
+	cw       *compress.Writer
+	xres     *transform.ResponseWriter
+	bodyKept bool
+	cache    cacheState // the route's shared cache (cachepath.go)
 }
 
 var statePool = sync.Pool{New: func() any { return &reqState{copyBuf: make([]byte, 32<<10)} }}
 
 func (st *reqState) reset() {
 	buf, body := st.copyBuf, st.body[:0]
+	if cap(body) > maxBufferedBody {
+		body = nil // a transformed body (up to 1 MiB) is not kept for later requests
+	}
 	*st = reqState{}
 	st.copyBuf, st.body = buf, body
 }
@@ -435,7 +446,9 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 		a.clientGone = clientErr
 		return a
 	}
-	if flush != nil {
+	if flush != nil && st.cw == nil {
+		// (With a compressor the handler's end sends the rest: a flush
+		// here would make a short body that came in one piece a stream.)
 		flush()
 	}
 	if head.close || !stop() {
@@ -452,8 +465,21 @@ func noStop() bool { return true }
 // decorateResponse adds what this hop adds to every response: the route's
 // response header changes, Via, the request id.
 func (p *Proxy) decorateResponse(h http.Header, st *reqState) {
+	if st.cache.wrapped {
+		// The cache writer decorates once it has kept the upstream's
+		// own head (cachepath.go).
+		st.cache.w.upstream = true
+		return
+	}
+	p.decorate(h, st)
+}
+
+func (p *Proxy) decorate(h http.Header, st *reqState) {
 	if rt := st.match.Route; rt != nil {
 		rt.RewriteResponse(h, st.in, &st.match, st.fwd.client)
+	}
+	if st.xres != nil {
+		st.xres.Arm() // an upstream's (or a cached) answer: its JSON body may be transformed
 	}
 	st.sec.headers(h)
 	if st.fwd.via != "" {

@@ -50,6 +50,12 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 			// someone else's by then.
 			r.Body = st.limBody.rc
 		}
+		if st.cw != nil || st.xres != nil {
+			st.closeWrappers(false) // an answer written before the exchange (a cache hit, an error)
+		}
+		if st.cache.c != nil {
+			p.cacheRelease(st)
+		}
 		st.reset()
 		statePool.Put(st)
 	}()
@@ -77,6 +83,22 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 	if !p.limitBody(g, lc, w, r, st, rs, bm, start) {
 		return
 	}
+	// Compression and the response body transformation wrap the writer
+	// outside the cache (transforms.go, docs/transform.md).
+	var xf *routeXform
+	if len(g.xforms) > 0 {
+		if xf = g.xforms[res.Route]; xf != nil {
+			w = p.wrapResponse(xf, w, r, st)
+		}
+	}
+	if len(g.caches) > 0 {
+		if c := g.caches[res.Route]; c != nil {
+			var done bool
+			if done, w = p.cacheRequest(g, lc, c, w, r, st, rs, start); done {
+				return
+			}
+		}
+	}
 	prt := g.pools[res.Pool]
 	if prt == nil {
 		writeFail(w, st, http.StatusServiceUnavailable, "route has no pool")
@@ -88,12 +110,15 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		// outlive this function inside net/http's response buffers.
 		res.RequestID = string(st.fwd.id)
 	}
+	if xf != nil && xf.reqBody && !p.transformRequest(xf, w, r, st, rs, prt, &bm, start) {
+		return
+	}
 	p.rewriteRequest(r, st)
 
 	up := prt.up
 	conf := &prt.conf
-	replayable := bm.kind == bodyNone
-	if bm.kind == bodyLength && bm.n <= maxBufferedBody && conf.Retry.Attempts > 0 && st.upgrade == "" {
+	replayable := bm.kind == bodyNone || st.bodyKept
+	if !st.bodyKept && bm.kind == bodyLength && bm.n <= maxBufferedBody && conf.Retry.Attempts > 0 && st.upgrade == "" {
 		// Small bodies are read whole so that a retry can send them again.
 		if cap(st.body) < int(bm.n) {
 			st.body = make([]byte, bm.n, max(bm.n, 4096))
@@ -107,7 +132,7 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		st.bodyRd.Reset(st.body)
 		st.bytesIn = bm.n
 		replayable = true
-	} else {
+	} else if !st.bodyKept {
 		st.body = nil
 	}
 	// RFC 9110 §9.2.2: only idempotent requests may be sent twice, and a
@@ -191,6 +216,12 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		}
 		writeFail(w, st, status, http.StatusText(status))
 		break
+	}
+	if st.cache.c != nil {
+		p.cacheDone(w, st, status, a.err == nil && !a.abort)
+	}
+	if st.cw != nil || st.xres != nil {
+		st.closeWrappers(a.abort)
 	}
 	p.finish(r, st, rs, prt.name, addr, status, a.bytesOut, start, a.upstreamDur)
 	if a.abort {

@@ -149,7 +149,9 @@ var (
 
 // Collectors returns the proxy's Prometheus collectors for the daemon to
 // register on its registry.
-func (p *Proxy) Collectors() []prometheus.Collector { return []prometheus.Collector{collector{p}} }
+func (p *Proxy) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{collector{p}, cacheCollector{p}}
+}
 
 type collector struct{ p *Proxy }
 

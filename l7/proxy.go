@@ -32,6 +32,7 @@ import (
 
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l7/auth"
+	"github.com/portcullis-lb/portcullis/l7/cache"
 	"github.com/portcullis-lb/portcullis/l7/listen"
 	"github.com/portcullis-lb/portcullis/l7/pool"
 	"github.com/portcullis-lb/portcullis/l7/route"
@@ -63,6 +64,13 @@ type Generation struct {
 	// jwks are the remote key sets, fetching from Apply until the
 	// generation is replaced.
 	jwks *auth.Registry
+	// caches are the shared caches of the routes with a cache: key
+	// (cachepath.go); empty when none has.
+	caches      map[*route.Route]*cache.Cache
+	cacheByName map[string]*cache.Cache
+	// xforms are the compression and body transformation of the routes
+	// that have them (transforms.go); empty when none has.
+	xforms map[*route.Route]*routeXform
 }
 
 // trusts reports whether a peer's forwarding headers are believed.
@@ -125,6 +133,12 @@ func Compile(c *config.Config) (*Generation, error) {
 		g.byListener[lc.Name] = conf
 	}
 	if err := compileSecurity(c, g); err != nil {
+		return nil, err
+	}
+	if err := compileTransforms(c, g); err != nil {
+		return nil, err
+	}
+	if err := compileCaches(c, g); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -218,6 +232,7 @@ func (p *Proxy) Apply(g *Generation, drain time.Duration) error {
 	next, created := p.bindUpstreams(g)
 	p.metrics.bind(g)
 	g.adoptSecurity(prev)
+	g.adoptCaches(prev)
 	p.gen.Store(g)
 	if err := p.set.Apply(g.listenerCfg, drain); err != nil {
 		if prev != nil {

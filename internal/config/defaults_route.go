@@ -16,6 +16,8 @@ func (c *Config) applyRouteDefaults() {
 // SetDefaults fills what the route leaves out (see Pool.SetDefaults).
 func (r *Route) SetDefaults() {
 	r.setSecurityDefaults()
+	r.setTransformDefaults()
+	r.setCacheDefaults()
 	if v := r.Versioning; v != nil {
 		if len(v.Sources) == 0 {
 			v.Sources = []string{DefaultVersionSource}

@@ -59,6 +59,15 @@ type Route struct {
 	// max_body_bytes (a route may set more or less than its listener).
 	// See docs/security.md "Limits". Default: 0.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Compression compresses responses (gzip, br, zstd) for clients that
+	// accept it; the outermost step of the route. See docs/transform.md.
+	Compression *Compression `yaml:"compression"`
+	// BodyTransform renames, removes and sets fields of JSON request and
+	// response bodies. See docs/transform.md.
+	BodyTransform *BodyTransform `yaml:"body_transform"`
+	// Cache keeps responses the route's upstream allows a shared cache to
+	// store and answers from them (RFC 9111). See docs/cache.md.
+	Cache *Cache `yaml:"cache"`
 }
 
 // Match selects requests; every condition given must hold. At most one of

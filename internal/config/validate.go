@@ -126,6 +126,8 @@ func (v *validator) validate() {
 	pools := v.validatePools()
 	v.validateRoutes(listeners, pools)
 	v.validateSecurity()
+	v.validateTransforms()
+	v.validateCaches()
 	v.validateProxy()
 	if len(c.L7.Routes) > 0 && len(c.L7.Listeners) == 0 {
 		v.errorf("l7.listeners", "routes are configured but no listener would serve them")

@@ -103,6 +103,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.startHealth()
 	d.mountAdmin()
 	d.mountClusterAdmin()
+	d.mountCacheAdmin()
 
 	if err := d.apply(cfg); err != nil {
 		d.closeSubsystems(context.Background())
