@@ -28,4 +28,11 @@ func TestObjectsLoadAsSpecs(t *testing.T) {
 	if _, err := LoadPass(); err != nil {
 		t.Fatal(err)
 	}
+	dspec, err := LoadDecap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dspec.Programs["xdp_decap"] == nil {
+		t.Fatal("xdp_decap program missing from the Decap object")
+	}
 }

@@ -66,6 +66,12 @@ type LBGlobalCounters struct {
 	CtSynUnpinned    uint64
 	DropNoBackend    uint64
 	DropBadBackend   uint64
+	EncapV4          uint64
+	EncapV6          uint64
+	EncapGue         uint64
+	IcmpTooBig       uint64
+	DropTooBig       uint64
+	DropEncapFail    uint64
 	SynWindowStartNs int64
 	SynWindowSyns    int64
 }
@@ -121,6 +127,12 @@ const (
 	LBMapVipStats     = "vip_stats"
 	LBMapVips         = "vips"
 	LBProgXdpLb       = "xdp_lb"
+	LBVarEncapIcmp    = "encap_icmp"
+	LBVarEncapMask4   = "encap_mask4"
+	LBVarEncapMask6   = "encap_mask6"
+	LBVarEncapMtu     = "encap_mtu"
+	LBVarEncapSrc4    = "encap_src4"
+	LBVarEncapSrc6    = "encap_src6"
 	LBVarHashSeed     = "hash_seed"
 	LBVarLocalMac     = "local_mac"
 	LBVarMaglevSize   = "maglev_size"
@@ -195,6 +207,12 @@ type LBMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LBVariableSpecs struct {
+	EncapIcmp    *ebpf.VariableSpec `ebpf:"encap_icmp"`
+	EncapMask4   *ebpf.VariableSpec `ebpf:"encap_mask4"`
+	EncapMask6   *ebpf.VariableSpec `ebpf:"encap_mask6"`
+	EncapMtu     *ebpf.VariableSpec `ebpf:"encap_mtu"`
+	EncapSrc4    *ebpf.VariableSpec `ebpf:"encap_src4"`
+	EncapSrc6    *ebpf.VariableSpec `ebpf:"encap_src6"`
 	HashSeed     *ebpf.VariableSpec `ebpf:"hash_seed"`
 	LocalMac     *ebpf.VariableSpec `ebpf:"local_mac"`
 	MaglevSize   *ebpf.VariableSpec `ebpf:"maglev_size"`
@@ -256,6 +274,12 @@ func (m *LBMaps) Close() error {
 //
 // It can be passed to LoadLBObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LBVariables struct {
+	EncapIcmp    *ebpf.Variable `ebpf:"encap_icmp"`
+	EncapMask4   *ebpf.Variable `ebpf:"encap_mask4"`
+	EncapMask6   *ebpf.Variable `ebpf:"encap_mask6"`
+	EncapMtu     *ebpf.Variable `ebpf:"encap_mtu"`
+	EncapSrc4    *ebpf.Variable `ebpf:"encap_src4"`
+	EncapSrc6    *ebpf.Variable `ebpf:"encap_src6"`
 	HashSeed     *ebpf.Variable `ebpf:"hash_seed"`
 	LocalMac     *ebpf.Variable `ebpf:"local_mac"`
 	MaglevSize   *ebpf.Variable `ebpf:"maglev_size"`

@@ -60,10 +60,7 @@
 /* vip_meta.flags */
 #define VIP_F_QUIC (1U << 0)
 
-/*
- * backend.mode. The encapsulating modes are reserved here so that adding
- * them later needs no change to the record or the maps.
- */
+/* backend.mode */
 #define BE_MODE_NONE 0
 #define BE_MODE_LOCAL 1
 #define BE_MODE_DSR_L2 2
@@ -82,8 +79,12 @@
 #define ETHTYPE_VLAN 0x8100
 #define ETHTYPE_QINQ 0x88A8
 
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_IPIP_ 4
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_IPV6_ 41
+#define IPPROTO_ICMPV6_ 58
 #define IPV6_NH_HOPOPTS 0
 #define IPV6_NH_ROUTING 43
 #define IPV6_NH_FRAGMENT 44
@@ -91,6 +92,36 @@
 
 /* IPv4 frag_off: MF flag and the 13-bit offset (host order). */
 #define IPV4_MF_OFFSET_MASK 0x3FFF
+
+/*
+ * Encapsulation (BE_MODE_IPIP, see encap_ipip in xdp_lb.c). Outer header
+ * sizes, the outer TTL / hop limit, and the default L3 MTU of the path to
+ * the backends that an encapsulated packet must fit in.
+ */
+#define IPV4_HDR_LEN 20
+#define IPV6_HDR_LEN 40
+#define UDP_HDR_LEN 8
+/* GUE: outer UDP source ports 49152..65535, 14 bits from the flow. */
+#define GUE_SPORT_BASE 0xC000
+#define GUE_DEFAULT_PORT 6080
+#define ENCAP_TTL 64
+#define ENCAP_DEFAULT_MTU 1500
+#define IPV4_DF 0x4000
+/*
+ * The too-big answers (RFC 792 type 3 code 4, RFC 4443 type 2) quote the
+ * offending packet's IP header and its first 8 payload bytes: the ports,
+ * which is what the client's kernel needs to find the socket.
+ */
+#define ICMP_HDR_LEN 8
+#define ICMP4_QUOTE (IPV4_HDR_LEN + 8)
+#define ICMP6_QUOTE (IPV6_HDR_LEN + 8)
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
+#define ICMPV6_PKT_TOOBIG 2
+
+/* Decap program (xdp_decap.c): allow-list CIDRs and local addresses. */
+#define DECAP_MAX_ALLOW 1024
+#define DECAP_MAX_LOCAL 256
 
 /* errno value bpf_map_update_elem returns (negated) under BPF_NOEXIST. */
 #define ERR_EEXIST 17

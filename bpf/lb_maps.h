@@ -37,19 +37,19 @@ struct vip_meta {
 };
 
 /*
- * One backend of one VIP. Sized and laid out for the encapsulating modes
- * that come later (ipip/gue need the address, family and a port, all
- * present), so they need no new map. vip_num names the owning VIP: ids
+ * One backend of one VIP. The encapsulating modes use the address and
+ * family (BE_F_V6) as the outer destination and mac as the next hop (the
+ * router's or, on the same segment, the backend's). vip_num names the owning VIP: ids
  * are reused after a backend is removed, and a conntrack entry that still
  * names an old id must not follow it to another VIP's backend.
  */
 struct backend {
 	__u8 mode;   /* BE_MODE_* */
 	__u8 flags;  /* BE_F_* */
-	__u8 mac[6]; /* next hop for dsr-l2 */
-	__u32 addr[4]; /* v4-mapped for IPv4; for encapsulation */
+	__u8 mac[6]; /* next hop: the backend (dsr-l2), router or backend (ipip) */
+	__u32 addr[4]; /* v4-mapped for IPv4; the outer destination (ipip) */
 	__u32 vip_num;
-	__u16 encap_port; /* reserved: GUE destination port */
+	__u16 encap_port; /* GUE destination port (host order) */
 	__u16 reserved0;
 	__u32 reserved1;
 	__u32 reserved2;
@@ -115,6 +115,12 @@ struct global_counters {
 	__u64 ct_syn_unpinned; /* SYNs balanced without an entry (flood guard) */
 	__u64 drop_no_backend;
 	__u64 drop_bad_backend;
+	__u64 encap_v4;        /* packets sent IPv4-in-IPv4 */
+	__u64 encap_v6;        /* packets sent IPv6-in-IPv6 */
+	__u64 encap_gue;       /* packets sent in GUE (IP-in-UDP), either family */
+	__u64 icmp_too_big;    /* too big to encapsulate: ICMP/ICMPv6 answered */
+	__u64 drop_too_big;    /* too big to encapsulate, not answered */
+	__u64 drop_encap_fail; /* no headroom for the outer header */
 	/*
 	 * Not counters: the SYN flood guard's window on this CPU, kept here
 	 * because the new-flow path already holds this record (a map of its

@@ -4,4 +4,4 @@ package bpf
 
 // SourceHash fingerprints the C sources and bpf2go flags the committed
 // objects were built from.
-const SourceHash = "201388faff8e391883487cb81f4a24937e78c38af9d1af57a5b6a31d44379e37"
+const SourceHash = "964c41a2891123d168e2118b34f82a6f27ed8bdd7faad84827d9f3b8dac36c1c"

@@ -29,6 +29,15 @@
 // listens; silence means the backend dropped a packet for an address it
 // does not have. The half-open connection is closed with a RST.
 //
+// An ipip or gue backend (issue #11) is probed the same way through the
+// encapsulated path: the SYN is wrapped in the outer IPv4/IPv6 header the
+// XDP program would add (for gue with the UDP header to l4.gue_port; from
+// an address of l4.encap_source_v4/v6, which
+// the backend's decap allow-list holds, to the backend's address) and sent
+// to the next hop's MAC; the SYN-ACK comes back routed, so it is matched by
+// addresses, ports and acknowledgement number instead of by MAC. A backend
+// without the decap program, or that does not allow this node, fails it.
+//
 // Why this is safe on a live node: the source port is reserved by binding a
 // TCP socket to it (never listening or connecting), so no connection of
 // the node uses it, and the kernel, which has no socket for the SYN-ACK,

@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-lb/portcullis/l4"
 )
 
 // DSRChecker tests a dsr-l2 backend the way client traffic reaches it (see
@@ -38,6 +40,18 @@ type DSRChecker struct {
 	// the VIP's family on Interface. Never a VIP: the backend holds the
 	// VIPs on lo, so an answer to one would never come back.
 	Source netip.Addr
+	// Encap sends the SYN as an ipip backend gets it (issue #11): wrapped
+	// in an outer IPv4/IPv6 header from OuterSource to Backend, to
+	// BackendMAC, the next hop (resolved from the routing and neighbour
+	// tables when empty). The backend's decap program must accept
+	// OuterSource (its allow-list) and restore the SYN for the VIP; the
+	// SYN-ACK comes back routed, so it is matched by its addresses, ports
+	// and acknowledgement number, not by the MAC it comes from.
+	Encap       bool
+	OuterSource netip.Addr
+	// GUEPort, with Encap, puts a UDP header to this port between the
+	// outer and the inner IP header, as a gue backend gets its packets.
+	GUEPort uint16
 }
 
 const (
@@ -53,8 +67,14 @@ func (c *DSRChecker) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(ifc.HardwareAddr) != 6 || len(c.BackendMAC) != 6 {
-		return "", fmt.Errorf("dsr probe needs Ethernet addresses (interface %s, backend %s)", ifc.HardwareAddr, c.BackendMAC)
+	nextHop := c.BackendMAC
+	if c.Encap && len(nextHop) == 0 {
+		if nextHop, _, err = l4.ResolveNextHop(ctx, c.Interface, c.Backend); err != nil {
+			return "", err
+		}
+	}
+	if len(ifc.HardwareAddr) != 6 || len(nextHop) != 6 {
+		return "", fmt.Errorf("dsr probe needs Ethernet addresses (interface %s, backend %s)", ifc.HardwareAddr, nextHop)
 	}
 	src := c.Source
 	if !src.IsValid() {
@@ -98,8 +118,19 @@ func (c *DSRChecker) Check(ctx context.Context) (string, error) {
 	rand.Read(isnb[:])
 	isn := binary.BigEndian.Uint32(isnb[:])
 	to := &unix.SockaddrLinklayer{Protocol: htons(ethType), Ifindex: ifc.Index, Halen: 6}
-	copy(to.Addr[:], c.BackendMAC)
-	syn := tcpFrame(c.BackendMAC, ifc.HardwareAddr, src, vip, sport, c.Port, isn, 0, tcpSYN)
+	copy(to.Addr[:], nextHop)
+	outerSrc := c.OuterSource
+	if !outerSrc.IsValid() {
+		outerSrc = src
+	}
+	frame := func(seq uint32, flags uint8) []byte {
+		fr := tcpFrame(nextHop, ifc.HardwareAddr, src, vip, sport, c.Port, seq, 0, flags)
+		if c.Encap {
+			fr = encapFrame(fr, outerSrc, c.Backend.Unmap(), c.GUEPort)
+		}
+		return fr
+	}
+	syn := frame(isn, tcpSYN)
 	if err := unix.Sendto(fd, syn, 0, to); err != nil {
 		return "", fmt.Errorf("send SYN: %w", err)
 	}
@@ -115,13 +146,17 @@ func (c *DSRChecker) Check(ctx context.Context) (string, error) {
 		n, err := f.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if c.Encap {
+					return "", fmt.Errorf("no SYN-ACK for %s from ipip backend %s: it does not decapsulate (no decap program, or %s not in its allow-list), or does not accept connections to the VIP (VIP not on lo, or nothing listening)",
+						netip.AddrPortFrom(vip, c.Port), c.Backend, outerSrc)
+				}
 				return "", fmt.Errorf("no SYN-ACK for %s from %s: the backend does not accept connections to the VIP (VIP not on lo, or nothing listening)",
 					netip.AddrPortFrom(vip, c.Port), c.BackendMAC)
 			}
 			return "", err
 		}
 		fr := buf[:n]
-		if len(fr) < 14 || !equalMAC(fr[6:12], c.BackendMAC) {
+		if len(fr) < 14 || !c.Encap && !equalMAC(fr[6:12], c.BackendMAC) {
 			continue // the VIP answered from another host: not this backend
 		}
 		flags, ack, ok := parseTCPReply(fr, vip.Is4())
@@ -130,11 +165,17 @@ func (c *DSRChecker) Check(ctx context.Context) (string, error) {
 		}
 		switch {
 		case flags&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
-			rst := tcpFrame(c.BackendMAC, ifc.HardwareAddr, src, vip, sport, c.Port, isn+1, 0, tcpRST)
-			unix.Sendto(fd, rst, 0, to)
+			unix.Sendto(fd, frame(isn+1, tcpRST), 0, to)
+			if c.Encap {
+				return "SYN-ACK through ipip to " + c.Backend.String(), nil
+			}
 			return "SYN-ACK via " + c.BackendMAC.String(), nil
 		case flags&tcpRST != 0:
-			return "RST", fmt.Errorf("%s refused the connection to %s (it holds the VIP, but nothing listens)", c.BackendMAC, netip.AddrPortFrom(vip, c.Port))
+			who := c.BackendMAC.String()
+			if c.Encap {
+				who = c.Backend.String()
+			}
+			return "RST", fmt.Errorf("%s refused the connection to %s (it holds the VIP, but nothing listens)", who, netip.AddrPortFrom(vip, c.Port))
 		}
 	}
 }
@@ -346,6 +387,51 @@ func tcpFrame(dst, src net.HardwareAddr, sip, dip netip.Addr, sport, dport uint1
 	fr = binary.BigEndian.AppendUint16(fr, ethType)
 	fr = append(fr, ip...)
 	return append(fr, tcp...)
+}
+
+// encapFrame wraps the IP packet of an Ethernet frame in an outer IPv4
+// (protocol 4) or IPv6 (next header 41) header from osrc to odst, as
+// bpf/xdp_lb.c's encap does (DF set, TTL 64); with guePort, in an outer IP
+// and UDP header to that port (GUE variant 1, UDP checksum 0).
+func encapFrame(fr []byte, osrc, odst netip.Addr, guePort uint16) []byte {
+	inner := fr[14:]
+	if guePort != 0 {
+		udp := make([]byte, 8, 8+len(inner))
+		var sp [2]byte
+		rand.Read(sp[:])
+		binary.BigEndian.PutUint16(udp[0:], 0xC000|binary.BigEndian.Uint16(sp[:])>>2)
+		binary.BigEndian.PutUint16(udp[2:], guePort)
+		binary.BigEndian.PutUint16(udp[4:], uint16(8+len(inner)))
+		inner = append(udp, inner...)
+	}
+	var outer []byte
+	if odst.Is4() {
+		s, d := osrc.As4(), odst.As4()
+		outer = make([]byte, 20)
+		outer[0] = 0x45
+		binary.BigEndian.PutUint16(outer[2:], uint16(20+len(inner)))
+		binary.BigEndian.PutUint16(outer[6:], 0x4000)
+		outer[8], outer[9] = 64, unix.IPPROTO_IPIP
+		if guePort != 0 {
+			outer[9] = unix.IPPROTO_UDP
+		}
+		copy(outer[12:], s[:])
+		copy(outer[16:], d[:])
+		binary.BigEndian.PutUint16(outer[10:], checksum(outer, 0))
+	} else {
+		s, d := osrc.As16(), odst.As16()
+		outer = make([]byte, 40)
+		outer[0] = 0x60
+		binary.BigEndian.PutUint16(outer[4:], uint16(len(inner)))
+		outer[6], outer[7] = unix.IPPROTO_IPV6, 64
+		if guePort != 0 {
+			outer[6] = unix.IPPROTO_UDP
+		}
+		copy(outer[8:], s[:])
+		copy(outer[24:], d[:])
+	}
+	out := append(append([]byte{}, fr[:14]...), outer...)
+	return append(out, inner...)
 }
 
 func sum(b []byte) uint32 {

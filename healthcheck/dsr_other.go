@@ -16,6 +16,11 @@ type DSRChecker struct {
 	VIP        netip.Addr
 	Port       uint16
 	Source     netip.Addr
+	// Backend, Encap and OuterSource: see the Linux version.
+	Backend     netip.Addr
+	Encap       bool
+	OuterSource netip.Addr
+	GUEPort     uint16
 }
 
 // Check fails: there is no packet socket to send the probe with.

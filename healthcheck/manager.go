@@ -332,9 +332,10 @@ func (m *Manager) reconcileLocked() {
 			if h != nil {
 				// The backend's own settings are part of what the runner checks.
 				h2 := *h
-				h2.Name = fmt.Sprintf("%s|%s|%s|%s|%s", h.Name, b.Address, b.MAC, b.Forwarding, cfg.Node.Interface)
+				h2.Name = fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%d", h.Name, b.Address, b.MAC, b.Forwarding, cfg.Node.Interface, cfg.L4.EncapSourceV4, cfg.L4.EncapSourceV6, cfg.L4.GUEPort)
 				hh := &h2
-				add(key, hh, func() (Checker, error) { return vipChecker(h, v, b, cfg.Node.Interface) })
+				l4c := cfg.L4
+				add(key, hh, func() (Checker, error) { return vipChecker(h, v, b, cfg.Node.Interface, &l4c) })
 				continue
 			}
 			add(key, nil, nil)
@@ -387,7 +388,7 @@ func appChecker(h *config.HealthCheck, addr string) (Checker, error) {
 
 // vipChecker checks a VIP backend: the application check on the backend's
 // own address and, for dsr-l2 backends with dsr_path on, the DSR probe.
-func vipChecker(h *config.HealthCheck, v *config.VIP, b *config.VIPBackend, ifname string) (Checker, error) {
+func vipChecker(h *config.HealthCheck, v *config.VIP, b *config.VIPBackend, ifname string, l4c *config.L4) (Checker, error) {
 	port := h.Port
 	if port == 0 {
 		port = v.Port
@@ -397,18 +398,39 @@ func vipChecker(h *config.HealthCheck, v *config.VIP, b *config.VIPBackend, ifna
 		return nil, err
 	}
 	addr := netip.AddrPortFrom(ba.Unmap(), uint16(port)).String()
-	if b.Forwarding != "dsr-l2" || !*h.DSRPath {
+	if b.Forwarding != "dsr-l2" && b.Forwarding != "ipip" && b.Forwarding != "gue" || !*h.DSRPath {
 		return appChecker(h, addr)
 	}
 	vip, err := netip.ParseAddr(v.Address)
 	if err != nil {
 		return nil, err
 	}
-	mac, err := net.ParseMAC(b.MAC)
-	if err != nil {
-		return nil, err
+	var mac net.HardwareAddr
+	if b.MAC != "" || b.Forwarding == "dsr-l2" {
+		if mac, err = net.ParseMAC(b.MAC); err != nil {
+			return nil, err
+		}
 	}
 	probe := &DSRChecker{Interface: ifname, BackendMAC: mac, VIP: vip, Port: uint16(v.Port), Backend: ba.Unmap()}
+	if b.Forwarding == "ipip" || b.Forwarding == "gue" {
+		// Through the same encapsulation as the traffic, from an address
+		// of the encap source prefix, which the backends' decap
+		// allow-list holds (else from this node's own address).
+		probe.Encap = true
+		if b.Forwarding == "gue" {
+			probe.GUEPort = uint16(l4c.GUEPort)
+		}
+		src := l4c.EncapSourceV4
+		if !ba.Unmap().Is4() {
+			src = l4c.EncapSourceV6
+		}
+		if p, err := config.ParseEncapSource(src); err == nil {
+			probe.OuterSource = p.Addr()
+			if p.Bits() < p.Addr().BitLen()-1 {
+				probe.OuterSource = p.Addr().Next() // not the prefix's network address
+			}
+		}
+	}
 	if h.Type == "tcp" && (h.Port == 0 || h.Port == v.Port) {
 		return probe, nil // the probe is a TCP connect to the service
 	}

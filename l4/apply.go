@@ -198,7 +198,7 @@ func (d *Dataplane) upsertVIP(s *Service, key bpf.LBVipKey, sig string, table *m
 	var goingDown []*beState
 	for i, b := range s.Backends {
 		listed[b.Name] = true
-		rec := backendRecord(&b, num)
+		rec := backendRecord(&b, num, d.cfg.GUEPort)
 		bs := v.backends[b.Name]
 		switch {
 		case bs == nil:
@@ -464,13 +464,18 @@ func vipKey(a netip.Addr, port uint16, proto uint8) bpf.LBVipKey {
 	return bpf.LBVipKey{Addr: addrWords(a), Port: bits.ReverseBytes16(port), Proto: proto}
 }
 
-func backendRecord(b *Backend, num uint32) bpf.LBBackend {
+func backendRecord(b *Backend, num uint32, guePort uint16) bpf.LBBackend {
 	rec := bpf.LBBackend{VipNum: num, Addr: addrWords(b.Addr)}
 	switch b.Mode {
 	case ModeLocal:
 		rec.Mode = beModeLocal
 	case ModeDSRL2:
 		rec.Mode = beModeDSRL2
+	case ModeIPIP:
+		rec.Mode = beModeIPIP
+	case ModeGUE:
+		rec.Mode = beModeGUE
+		rec.EncapPort = guePort
 	}
 	if b.Down {
 		rec.Flags |= beFlagDown
@@ -578,8 +583,22 @@ func (d *Dataplane) validate(svcs []Service) error {
 				if len(b.MAC) != 6 {
 					return bad("backend %q: dsr-l2 needs a 6-byte MAC, got %q", b.Name, b.MAC)
 				}
+			case ModeIPIP, ModeGUE:
+				if len(b.MAC) != 6 {
+					return bad("backend %q: ipip needs the next hop's 6-byte MAC (the router's, or the backend's on the same segment), got %q", b.Name, b.MAC)
+				}
+				if !b.Addr.IsValid() || b.Addr.Zone() != "" {
+					return bad("backend %q: ipip needs the backend's address", b.Name)
+				}
+				v4 := s.Addr.Unmap().Is4()
+				if b.Addr.Unmap().Is4() != v4 {
+					return bad("backend %q: ipip backend %v and VIP %v are of different families (4in6/6in4 are not supported)", b.Name, b.Addr, s.Addr)
+				}
+				if v4 && !d.cfg.EncapSource4.IsValid() || !v4 && !d.cfg.EncapSource6.IsValid() {
+					return bad("backend %q: ipip needs an outer source address: configure the encap source prefix or give the interface an address of that family", b.Name)
+				}
 			default:
-				return bad("backend %q: mode %q: want %q or %q", b.Name, b.Mode, ModeLocal, ModeDSRL2)
+				return bad("backend %q: mode %q: want %q, %q, %q or %q", b.Name, b.Mode, ModeLocal, ModeDSRL2, ModeIPIP, ModeGUE)
 			}
 			if b.QUICNodeID != 0 && s.QUIC {
 				if other, ok := nodes[b.QUICNodeID]; ok {

@@ -17,6 +17,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,18 @@ const (
 	// (XDP_TX). The backend must hold the VIP on lo with arp_ignore=1
 	// and arp_announce=2, and be on the same L2 segment.
 	ModeDSRL2 = "dsr-l2"
+	// ModeIPIP wraps the client's packet in an outer IPv4 (IPv6) header
+	// to the backend's address and sends it to MAC, the next hop (the
+	// router towards the backend, or the backend on the same segment),
+	// with XDP_TX. The backend runs the decap program (portcullis decap)
+	// and holds the VIP on lo; the VIP and the backend must be of the
+	// same family. See docs/encapsulation.md.
+	ModeIPIP = "ipip"
+	// ModeGUE is ModeIPIP with a UDP header between the outer and the
+	// client's IP header (GUE variant 1), to Config.GUEPort: for networks
+	// that pass or balance only TCP/UDP, and NICs that spread only UDP
+	// by ports. The decap program takes it with --gue-port.
+	ModeGUE = "gue"
 )
 
 // Attach modes of Config.Mode and AttachedMode.
@@ -51,6 +64,8 @@ const (
 const (
 	beModeLocal  = 1
 	beModeDSRL2  = 2
+	beModeIPIP   = 3
+	beModeGUE    = 4
 	beFlagDown   = 1 << 0
 	beFlagV6     = 1 << 1
 	vipFlagQUIC  = 1 << 0
@@ -113,7 +128,37 @@ type Config struct {
 	// table change between such a SYN and its ACK moves that handshake.
 	// 0 means DefaultSYNFloodRate; NoSYNFloodGuard turns it off.
 	SYNFloodRate uint32
+	// EncapSource4 and EncapSource6 are where the outer source address of
+	// ipip packets comes from. A prefix: each flow gets the prefix with
+	// host bits derived from the client's address and port, so that the
+	// backend's RSS (which hashes the outer addresses) spreads flows over
+	// its queues; the backends' decap allow-list must contain the prefix,
+	// and the backends must route it back nowhere (replies go to the
+	// client). A single address (/32, /128) is used as it is. IPv6 varies
+	// at most the last 32 bits. Invalid (zero) means the interface's
+	// first global address of that family, as a single address; ipip
+	// backends of a family with neither are refused by Apply.
+	EncapSource4, EncapSource6 netip.Prefix
+	// EncapMTU is the L3 MTU of the path to the backends. A packet whose
+	// encapsulated size would exceed it is answered with ICMP
+	// fragmentation-needed / ICMPv6 packet-too-big (advertising EncapMTU
+	// minus the outer header) so the client lowers its path MTU, or, with
+	// EncapDropTooBig, dropped. 0 means DefaultEncapMTU.
+	EncapMTU        uint32
+	EncapDropTooBig bool
+	// GUEPort is the UDP destination port of gue packets; 0 means
+	// DefaultGUEPort.
+	GUEPort uint16
+
+	// encapRequired is false only for the A/B benchmark's baselines.
+	encapRequired bool
 }
+
+// DefaultEncapMTU is Ethernet's: encapsulated packets must fit in 1500.
+const DefaultEncapMTU = 1500
+
+// DefaultGUEPort is Katran's GUE port.
+const DefaultGUEPort = 6080
 
 // Service is one VIP: (Addr, Port, Proto) and its ordered backends. The
 // order matters: it is part of the Maglev input, and every node must use
@@ -180,6 +225,7 @@ type Dataplane struct {
 // is attached; Apply may be called before Attach so the first packet
 // already sees the full configuration.
 func New(cfg Config, log *slog.Logger) (*Dataplane, error) {
+	cfg.encapRequired = true
 	var mac net.HardwareAddr
 	if cfg.Interface != "" {
 		ifc, err := net.InterfaceByName(cfg.Interface)
@@ -187,6 +233,13 @@ func New(cfg Config, log *slog.Logger) (*Dataplane, error) {
 			return nil, fmt.Errorf("l4: interface %q: %w", cfg.Interface, err)
 		}
 		mac = ifc.HardwareAddr
+		p4, p6 := interfaceSources(ifc)
+		if !cfg.EncapSource4.IsValid() {
+			cfg.EncapSource4 = p4
+		}
+		if !cfg.EncapSource6.IsValid() {
+			cfg.EncapSource6 = p6
+		}
 	}
 	return newDataplane(cfg, log, mac)
 }
@@ -218,6 +271,26 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 	if cfg.SYNFloodRate == 0 {
 		cfg.SYNFloodRate = DefaultSYNFloodRate
 	}
+	if cfg.EncapMTU == 0 {
+		cfg.EncapMTU = DefaultEncapMTU
+	}
+	if cfg.GUEPort == 0 {
+		cfg.GUEPort = DefaultGUEPort
+	}
+	if cfg.EncapMTU < 1280 || cfg.EncapMTU > 65535 {
+		return nil, fmt.Errorf("l4: encap mtu %d: want 1280..65535", cfg.EncapMTU)
+	}
+	for _, p := range []netip.Prefix{cfg.EncapSource4, cfg.EncapSource6} {
+		if p.IsValid() && (p.Addr().Is4In6() || p.Addr().Zone() != "") {
+			return nil, fmt.Errorf("l4: encap source %s: want a plain IPv4 or IPv6 prefix", p)
+		}
+	}
+	if cfg.EncapSource4.IsValid() && !cfg.EncapSource4.Addr().Is4() {
+		return nil, fmt.Errorf("l4: encap source v4 %s is not IPv4", cfg.EncapSource4)
+	}
+	if cfg.EncapSource6.IsValid() && !cfg.EncapSource6.Addr().Is6() {
+		return nil, fmt.Errorf("l4: encap source v6 %s is not IPv6", cfg.EncapSource6)
+	}
 	if !maglev.IsPrime(uint64(cfg.MaglevSize)) || cfg.MaglevSize > maglev.MaxSize {
 		return nil, fmt.Errorf("l4: maglev size %d: want a prime <= %d", cfg.MaglevSize, maglev.MaxSize)
 	}
@@ -233,7 +306,18 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 	copy(d.localMAC[:], mac)
 
 	timeout := uint64(cfg.UDPTimeout.Nanoseconds())
+	src4, mask4, src6, mask6 := encapSourceVars(cfg.EncapSource4, cfg.EncapSource6)
+	icmp := uint8(1)
+	if cfg.EncapDropTooBig {
+		icmp = 0
+	}
 	for name, v := range map[string]any{
+		bpf.LBVarEncapSrc4:    src4,
+		bpf.LBVarEncapMask4:   mask4,
+		bpf.LBVarEncapSrc6:    src6,
+		bpf.LBVarEncapMask6:   mask6,
+		bpf.LBVarEncapMtu:     cfg.EncapMTU,
+		bpf.LBVarEncapIcmp:    icmp,
 		bpf.LBVarMaglevSize:   cfg.MaglevSize,
 		bpf.LBVarHashSeed:     cfg.HashSeed,
 		bpf.LBVarUdpTimeoutNs: timeout,
@@ -242,6 +326,11 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 		bpf.LBVarLocalMac:     d.localMAC,
 	} {
 		vs, ok := spec.Variables[name]
+		if !ok && strings.HasPrefix(name, "encap_") && !cfg.encapRequired {
+			// An object built before issue #11, loaded by the A/B
+			// benchmark as a baseline; it has no ipip mode to configure.
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("l4: object has no variable %q", name)
 		}
@@ -257,7 +346,15 @@ func newDataplane(cfg Config, log *slog.Logger, mac net.HardwareAddr) (*Dataplan
 	d.maxBEs = spec.Maps[bpf.LBMapBackends].MaxEntries
 	d.filterN = spec.Maps[bpf.LBMapVipFilter].MaxEntries * 64
 
-	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+	// Programs and maps only: the variables were set above, and an A/B
+	// baseline object may lack some of them.
+	loaded := struct {
+		bpf.LBPrograms
+		bpf.LBMaps
+	}{}
+	err = spec.LoadAndAssign(&loaded, nil)
+	d.objs.LBPrograms, d.objs.LBMaps = loaded.LBPrograms, loaded.LBMaps
+	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("l4: load program: %+v", ve)
@@ -285,6 +382,20 @@ func (d *Dataplane) Attach() error {
 	d.link, d.mode = l, mode
 	d.log.Info("xdp attached", "interface", d.cfg.Interface, "mode", mode)
 	return nil
+}
+
+// AttachXDP attaches an XDP program to an interface the way Attach does
+// (mode auto, native or generic; explicit flags, auto falls back to
+// generic with a warning) and says which mode is in force. The decap
+// program (l4/decap) uses it.
+func AttachXDP(prog *ebpf.Program, ifname, mode string, log *slog.Logger) (link.Link, string, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if mode == "" {
+		mode = AttachAuto
+	}
+	return attach(prog, ifname, mode, log)
 }
 
 func attach(prog *ebpf.Program, ifname, mode string, log *slog.Logger) (link.Link, string, error) {

@@ -17,6 +17,7 @@ type pkt struct {
 	sport, dport   uint16
 	tcpFlags       uint8
 	payload        []byte
+	tos            uint8 // IPv4 TOS / IPv6 traffic class (DSCP and ECN)
 
 	ipOptions []byte // IPv4 options, padded to 4 bytes
 	fragOff   uint16 // IPv4 flags+offset field (host order)
@@ -128,6 +129,7 @@ func (p pkt) ipv4(l4 []byte) []byte {
 		ver = p.version
 	}
 	h[0] = ver<<4 | ihl&0xf
+	h[1] = p.tos
 	tot := hlen + len(l4)
 	if p.totLen > 0 {
 		tot = p.totLen
@@ -151,7 +153,8 @@ func (p pkt) ipv6(l4 []byte) []byte {
 	if p.version != 0 {
 		ver = p.version
 	}
-	h[0] = ver << 4
+	h[0] = ver<<4 | p.tos>>4
+	h[1] = p.tos << 4
 	next := p.proto
 	body := l4
 	if p.v6Ext {

@@ -228,6 +228,8 @@ var (
 		"Flows written into the connection table (one per new flow).", nil, nil)
 	descCTInsertFail = prometheus.NewDesc("portcullis_l4_conntrack_insert_failures_total",
 		"Connection table inserts that failed; the packet was still balanced by the Maglev table. A rise means table pressure (e.g. a SYN flood).", nil, nil)
+	descEncap = prometheus.NewDesc("portcullis_l4_encapsulated_packets_total",
+		"Packets sent to ipip and gue backends, by encapsulation: ipip4 (IPv4-in-IPv4), ipip6 (IPv6-in-IPv6), gue (IP-in-UDP, either family).", []string{"encap"}, nil)
 	descCTEvict = prometheus.NewDesc("portcullis_l4_conntrack_evictions_estimate",
 		"Connection table inserts minus live entries: flows the LRU evicted.", nil, nil)
 	vipLabels  = []string{"service"}
@@ -254,7 +256,7 @@ func init() {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descGlobal, descAttached, descCTCap, descCTEntries, descCTEvict, descCTInserts, descCTInsertFail, descBEUp} {
+	for _, d := range []*prometheus.Desc{descGlobal, descAttached, descCTCap, descCTEntries, descCTEvict, descCTInserts, descCTInsertFail, descBEUp, descEncap} {
 		ch <- d
 	}
 	for _, d := range descVIP {
@@ -285,6 +287,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descCTInserts, v)
 		case "ct_insert_fail":
 			counter(descCTInsertFail, v)
+		// Encapsulated packets are forwarded normally: counted apart.
+		case "encap_v4":
+			counter(descEncap, v, "ipip4")
+		case "encap_v6":
+			counter(descEncap, v, "ipip6")
+		case "encap_gue":
+			counter(descEncap, v, "gue")
 		default:
 			counter(descGlobal, v, reason)
 		}

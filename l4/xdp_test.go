@@ -529,17 +529,23 @@ func TestFramesShorterThanEthernetNeverReachTheProgram(t *testing.T) {
 	}
 }
 
-func goldenName(name string) string {
+func goldenName(name string) string { return goldenPath("xdp", name) }
+
+func goldenPath(dir, name string) string {
 	r := strings.NewReplacer(" ", "_", "/", "_")
-	return filepath.Join("testdata", "xdp", r.Replace(name)+".golden")
+	return filepath.Join("testdata", dir, r.Replace(name)+".golden")
 }
 
 // checkGolden compares the run with testdata/xdp/<name>.golden (action,
 // input and output frames in hex); -update rewrites it.
 func checkGolden(t *testing.T, name string, act uint32, in, out []byte) {
 	t.Helper()
+	checkGoldenFile(t, goldenName(name), act, in, out)
+}
+
+func checkGoldenFile(t *testing.T, path string, act uint32, in, out []byte) {
+	t.Helper()
 	got := fmt.Sprintf("action: %s\nin:  %s\nout: %s\n", actionNames[act], hex.EncodeToString(in), hex.EncodeToString(out))
-	path := goldenName(name)
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -551,7 +557,7 @@ func checkGolden(t *testing.T, name string, act uint32, in, out []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./l4/ -run TestXDPFixtures -update)", err)
+		t.Fatalf("%v (run go test ./l4/ -run 'TestXDPFixtures|TestEncap' -update)", err)
 	}
 	if string(want) != got {
 		t.Errorf("differs from %s (rerun with -update and review the diff):\n got %s\nwant %s", path, got, want)

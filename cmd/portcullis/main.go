@@ -47,5 +47,6 @@ Start with:  portcullis run --config configs/quickstart.yaml`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newValidateCmd(), newConfigCmd(), newVersionCmd(), newStatusCmd(), newMaglevCmd())
+	root.AddCommand(newDecapCmd())
 	return root
 }

@@ -21,6 +21,8 @@ const (
 	DefaultVIPProtocol   = "tcp"
 	DefaultForwarding    = "dsr-l2"
 	DefaultBackendWeight = 100
+	DefaultEncapMTU      = 1500
+	DefaultGUEPort       = 6080
 )
 
 // applyDefaults fills every field the file left out. It runs before
@@ -38,6 +40,12 @@ func (c *Config) applyDefaults() {
 	def(&c.L4.ConntrackSize, DefaultConntrackSize)
 	def(&c.L4.UDPTimeout, Duration(DefaultUDPTimeout))
 	def(&c.L4.SYNFloodRate, DefaultSYNFloodRate)
+	def(&c.L4.EncapMTU, DefaultEncapMTU)
+	def(&c.L4.GUEPort, DefaultGUEPort)
+	if c.L4.EncapICMPTooBig == nil {
+		on := true
+		c.L4.EncapICMPTooBig = &on
+	}
 	for i := range c.VIPs {
 		v := &c.VIPs[i]
 		def(&v.Protocol, DefaultVIPProtocol)

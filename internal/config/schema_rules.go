@@ -59,6 +59,8 @@ var schemaRules = map[string]schemaRule{
 	"L4.XDPMode":       oneOfValues("auto", "native", "generic"),
 	"L4.MaglevSize":    between(0, 1<<20), // and a prime: validate says which
 	"L4.ConntrackSize": atLeast(1024).zeroIsDefault(),
+	"L4.EncapMTU":      between(1280, 65535).zeroIsDefault(),
+	"L4.GUEPort":       between(1, 65535).zeroIsDefault(),
 
 	"VIP.Name":           ruleReqName,
 	"VIP.Address":        ruleRequired,
@@ -69,7 +71,7 @@ var schemaRules = map[string]schemaRule{
 	"VIPBackend.Address": ruleRequired,
 	// net.ParseMAC's three forms, 6 bytes long.
 	"VIPBackend.MAC":        {pattern: `^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}(\.[0-9A-Fa-f]{4}){2})$`},
-	"VIPBackend.Forwarding": oneOfValues("local", "dsr-l2"),
+	"VIPBackend.Forwarding": oneOfValues("local", "dsr-l2", "ipip", "gue"),
 	"VIPBackend.Weight":     between(0, 65535),
 	"VIPBackend.NodeID":     between(0, 255),
 
@@ -179,10 +181,14 @@ var schemaTypeRules = map[string]object{
 	// validateJWT: one source of key material per key.
 	"JWTKey": {{"oneOf", requireOne("jwk", "pem", "pem_file", "secret", "secret_file")}},
 	// validateL4: a dsr-l2 backend (the default) is reached by its MAC; a
-	// local one is this node and has none.
+	// local one is this node and has none; an ipip or gue one may name its next
+	// hop's (else the daemon resolves it).
 	"VIPBackend": {
 		{"if", object{{"properties", object{{"forwarding", object{{"const", "local"}}}}}, {"required", []string{"forwarding"}}}},
 		{"then", object{{"not", object{{"required", []string{"mac"}}}}}},
-		{"else", object{{"required", []string{"mac"}}}},
+		{"else", object{{"anyOf", []object{
+			{{"required", []string{"mac"}}},
+			{{"properties", object{{"forwarding", object{{"enum", []string{"ipip", "gue"}}}}}}, {"required", []string{"forwarding"}}},
+		}}}},
 	},
 }

@@ -110,6 +110,30 @@ type L4 struct {
 	// arrives, so spoofed SYNs neither evict live flows nor cost an insert
 	// each. Default: 125000 (Katran's value). 4294967295 turns the guard off.
 	SYNFloodRate uint32 `yaml:"syn_flood_rate"`
+	// EncapSourceV4 is where the outer source address of packets sent to
+	// ipip backends over IPv4 comes from: a prefix (e.g. 10.255.0.0/16)
+	// whose host bits are filled per flow from the client's address and
+	// port, so that the backend's receive-side scaling, which hashes only
+	// the outer addresses, spreads flows over its queues; or one address
+	// (a plain address or a /32), used for every packet. The backends'
+	// decap allow-list must contain it. Default: node.interface's first
+	// IPv4 address.
+	EncapSourceV4 string `yaml:"encap_source_v4"`
+	// EncapSourceV6 is EncapSourceV4 for IPv6 (at most the last 32 bits
+	// vary). Default: node.interface's first global IPv6 address.
+	EncapSourceV6 string `yaml:"encap_source_v6"`
+	// EncapMTU is the IP MTU of the path from this node to its ipip
+	// backends, outer header included. Default: 1500.
+	EncapMTU int `yaml:"encap_mtu"`
+	// EncapICMPTooBig answers a client packet that would exceed encap_mtu
+	// once encapsulated with ICMP fragmentation-needed (IPv4) or ICMPv6
+	// packet-too-big, from the VIP, so the client lowers its path MTU;
+	// false drops such packets (counted as drop_too_big). Default: true.
+	EncapICMPTooBig *bool `yaml:"encap_icmp_too_big"`
+	// GUEPort is the UDP destination port of packets to gue backends; their
+	// decap program must listen on it (portcullis decap --gue-port).
+	// Default: 6080.
+	GUEPort int `yaml:"gue_port"`
 }
 
 // VIP is a virtual service: address, port and protocol, and its backends.
@@ -136,11 +160,18 @@ type VIPBackend struct {
 	Name string `yaml:"name"`
 	// Address is the backend's own IP address.
 	Address string `yaml:"address"`
-	// MAC is the backend's Ethernet address (dsr-l2 only).
+	// MAC is the backend's Ethernet address (dsr-l2), or for ipip the next
+	// hop's: the router towards the backend, or the backend itself on the
+	// same segment. For ipip and gue it may be left out: the daemon then resolves
+	// the next hop from the routing table and its neighbour entry.
 	MAC string `yaml:"mac"`
 	// Forwarding is local (hand the packet to this node's own stack, for
-	// VIPs the L7 proxy serves) or dsr-l2 (rewrite MACs and send it to a
-	// backend on the same L2 segment that holds the VIP on lo).
+	// VIPs the L7 proxy serves), dsr-l2 (rewrite MACs and send it to a
+	// backend on the same L2 segment that holds the VIP on lo) or ipip
+	// (wrap it in an outer IPv4/IPv6 header to the backend's address, in
+	// any subnet; the backend runs "portcullis decap" and holds the VIP on
+	// lo; the VIP and the backend must be of the same family) or gue (the
+	// same with a UDP header to l4.gue_port between the two IP headers).
 	// Default: dsr-l2.
 	Forwarding string `yaml:"forwarding"`
 	// Weight is the share of new flows, 0-65535. 0 drains: established flows

@@ -70,7 +70,11 @@ type HealthCheck struct {
 	// that listens on its own address but does not hold the VIP on lo is
 	// then down, as it would be for clients. The probe runs in addition to
 	// the check of type; both must pass (for type tcp the probe replaces the
-	// connect). Needs root (a packet socket). Only for vip checks. Default:
+	// connect). For ipip and gue backends the SYN goes through the same
+	// encapsulation as the traffic (outer headers from the encap source
+	// prefix to the backend's address, via the next hop), so a backend
+	// without the decap program, or whose allow-list lacks this node, is
+	// down too. Needs root (a packet socket). Only for vip checks. Default:
 	// true for vip checks.
 	DSRPath *bool `yaml:"dsr_path"`
 	// Passive marks endpoints down on signals from the L7 proxy's own

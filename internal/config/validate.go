@@ -159,6 +159,24 @@ func (v *validator) validateL4() {
 	if c.L4.ConntrackSize < 1024 {
 		v.errorf("l4.conntrack_size", "conntrack_size %d is too small (at least 1024)", c.L4.ConntrackSize)
 	}
+	for _, e := range []struct {
+		key, val string
+		v4       bool
+	}{{"l4.encap_source_v4", c.L4.EncapSourceV4, true}, {"l4.encap_source_v6", c.L4.EncapSourceV6, false}} {
+		if e.val == "" {
+			continue
+		}
+		p, err := ParseEncapSource(e.val)
+		if err != nil || p.Addr().Is4() != e.v4 {
+			v.errorf(e.key, "%q is not an IPv%s prefix or address", e.val, map[bool]string{true: "4", false: "6"}[e.v4])
+		}
+	}
+	if c.L4.EncapMTU < 1280 || c.L4.EncapMTU > 65535 {
+		v.errorf("l4.encap_mtu", "encap_mtu %d is out of range (1280-65535)", c.L4.EncapMTU)
+	}
+	if c.L4.GUEPort < 1 || c.L4.GUEPort > 65535 {
+		v.errorf("l4.gue_port", "gue_port %d is out of range (1-65535)", c.L4.GUEPort)
+	}
 	if len(c.VIPs) > 0 && c.Node.Interface == "" {
 		v.errorf("node.interface", "VIPs are configured, so node.interface must name the NIC to attach XDP to")
 	}
@@ -205,8 +223,15 @@ func (v *validator) validateL4() {
 				if b.MAC != "" {
 					v.errorf(bp+".mac", "a local backend is this node: it takes no mac")
 				}
+			case "ipip", "gue":
+				if hw, err := net.ParseMAC(b.MAC); b.MAC != "" && (err != nil || len(hw) != 6) {
+					v.errorf(bp+".mac", b.Forwarding+" takes the next hop's Ethernet address (mac: 02:00:00:00:00:01) or none (resolved by the daemon), got %q", b.MAC)
+				}
+				if ba, err := netip.ParseAddr(b.Address); err == nil && ba.Unmap().Is4() != addr.Unmap().Is4() {
+					v.errorf(bp+".address", b.Forwarding+" backend %s and VIP %s are of different families: the outer and inner headers must both be IPv4 or both IPv6", b.Address, vip.Address)
+				}
 			default:
-				v.errorf(bp+".forwarding", "forwarding %q: use local or dsr-l2", b.Forwarding)
+				v.errorf(bp+".forwarding", "forwarding %q: use local, dsr-l2, ipip or gue", b.Forwarding)
 			}
 			if *b.Weight < 0 || *b.Weight > 65535 {
 				v.errorf(bp+".weight", "weight %d is out of range (0-65535)", *b.Weight)
