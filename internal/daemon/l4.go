@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l4"
@@ -24,6 +26,39 @@ type l4Plane struct {
 	peerState string
 	// attached mirrors dp != nil for readers that must not take mu.
 	attached atomic.Bool
+	// hops caches the next-hop MACs resolved for ipip backends without a
+	// configured mac, by backend address.
+	hops map[netip.Addr]net.HardwareAddr
+}
+
+// resolveNextHops gives ipip and gue backends without a configured mac their next
+// hop's, from the routing and neighbour tables (l4.ResolveNextHop),
+// cached: a health change must not wait for ARP. Called with p.mu held.
+func (p *l4Plane) resolveNextHops(ifname string, svcs []l4.Service) error {
+	for i := range svcs {
+		for j := range svcs[i].Backends {
+			b := &svcs[i].Backends[j]
+			if b.Mode != l4.ModeIPIP && b.Mode != l4.ModeGUE || len(b.MAC) != 0 {
+				continue
+			}
+			if hw, ok := p.hops[b.Addr]; ok {
+				b.MAC = hw
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			hw, _, err := l4.ResolveNextHop(ctx, ifname, b.Addr)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("vip %q backend %q: %w (or set its mac)", svcs[i].Name, b.Name, err)
+			}
+			if p.hops == nil {
+				p.hops = map[netip.Addr]net.HardwareAddr{}
+			}
+			p.hops[b.Addr] = hw
+			b.MAC = hw
+		}
+	}
+	return nil
 }
 
 // L4Config is the part of the config that is compiled into the XDP
@@ -37,7 +72,19 @@ func L4Config(c *config.Config) l4.Config {
 		HashSeed:      c.L4.HashSeed,
 		MaglevSize:    c.L4.MaglevSize,
 		SYNFloodRate:  c.L4.SYNFloodRate,
+		// Validated by config; the zero prefix means the interface's
+		// address.
+		EncapSource4:    encapSource(c.L4.EncapSourceV4),
+		EncapSource6:    encapSource(c.L4.EncapSourceV6),
+		EncapMTU:        uint32(c.L4.EncapMTU),
+		EncapDropTooBig: c.L4.EncapICMPTooBig != nil && !*c.L4.EncapICMPTooBig,
+		GUEPort:         uint16(c.L4.GUEPort),
 	}
+}
+
+func encapSource(s string) netip.Prefix {
+	p, _ := config.ParseEncapSource(s)
+	return p
 }
 
 // L4Services turns the config's VIPs into the dataplane's services, in
@@ -88,7 +135,7 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 	// Refuse before touching anything, so a refused reload leaves lo, the
 	// sysctls and the maps as they were.
 	if p.dp != nil && len(svcs) > 0 && p.cfg != want {
-		return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size, udp_timeout and syn_flood_rate are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
+		return fmt.Errorf("l4: interface, xdp_mode, hash_seed, maglev_size, conntrack_size, udp_timeout, syn_flood_rate and the encap_* keys are fixed while XDP runs (running %+v, new %+v): restart the daemon to change them", p.cfg, want)
 	}
 	// In a cluster, VIPs served by the local L7 proxy go on lo (and the
 	// ARP sysctls are set) before the maps can hand it their packets.
@@ -110,6 +157,12 @@ func (d *Daemon) applyL4(cfg *config.Config, svcs []l4.Service) error {
 		}
 		p.applied = cfg
 		return nil
+	}
+	// A config (re)load resolves next hops afresh; health changes in
+	// between use the cache.
+	p.hops = nil
+	if err := p.resolveNextHops(want.Interface, svcs); err != nil {
+		return err
 	}
 	if p.dp != nil {
 		if err := p.dp.Apply(svcs); err != nil {
@@ -164,6 +217,9 @@ func (d *Daemon) refreshL4() error {
 	}
 	d.peerProxies(p.applied, svcs)
 	d.logPeerProxies(p, svcs)
+	if err := p.resolveNextHops(p.cfg.Interface, svcs); err != nil {
+		return err
+	}
 	return p.dp.Apply(svcs)
 }
 
