@@ -421,6 +421,11 @@ func TestStaleWhileRevalidateAnswersAtOnceAndRefreshesOnce(t *testing.T) {
 			t.Errorf("stale answer %d: %q %q", i, body, cacheStatus(res))
 		}
 	}
+	// The refresh runs in the background: wait for it to reach the
+	// upstream (bounded), then there must be exactly one.
+	for deadline := time.Now().Add(5 * time.Second); u.count("/r") < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := u.count("/r"); got != 2 {
 		t.Errorf("upstream saw %d requests, want 2 (one refresh)", got)
 	}

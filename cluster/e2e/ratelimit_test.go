@@ -224,7 +224,18 @@ l7:
 	}); !ok {
 		t.Fatal("after the reload, b received no counts")
 	}
-	if code := get(nodes[1], "/after"); code != http.StatusTooManyRequests {
-		t.Fatalf("b answered %d after a admitted the route's 5 per hour, want 429", code)
+	// The counts b received may still be the other route's (a late sync
+	// from before the reload): the next sync, 100 ms later, carries these.
+	// So b may admit one request of its own in between, never more.
+	admitted, refused := 0, false
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(150 * time.Millisecond) {
+		if get(nodes[1], "/after") == http.StatusTooManyRequests {
+			refused = true
+			break
+		}
+		admitted++
+	}
+	if !refused || admitted > 1 {
+		t.Fatalf("after a admitted the route's 5 per hour, b admitted %d more (refused at last: %v), want at most 1 then 429", admitted, refused)
 	}
 }

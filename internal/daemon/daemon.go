@@ -379,6 +379,19 @@ func (d *Daemon) shutdown() error {
 	// VIPs go to the peer first; XDP keeps forwarding what still reaches
 	// this node's MAC while the neighbours update.
 	d.leaveCluster(ctx)
+	if cfg.Cluster != nil {
+		// Peers learn of the leave by gossip and then drop this node's
+		// proxy from their Maglev tables; until they have, their XDP still
+		// sends new flows here. Keep accepting for a moment so those
+		// connect rather than meet a closed port (or, once the VIP is off
+		// lo, silence and a client timeout).
+		settle := min(drain/2, time.Second)
+		d.log.Info("letting peers settle", "for", settle)
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+		}
+	}
 	d.log.Info("draining", "for", drain)
 	err := d.proxy.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
