@@ -61,7 +61,7 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 	}()
 	st.in = r
 	p.prepare(g, r, st)
-	if p.uriTooLong(lc, w, r, st, start) {
+	if p.uriTooLong(lc, w, r, st, start) || p.tooManyHeaders(lc, w, r, st, start) {
 		return
 	}
 	res := &st.match

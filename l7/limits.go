@@ -67,6 +67,25 @@ func (p *Proxy) uriTooLong(lc *listenerConf, w http.ResponseWriter, r *http.Requ
 	return true
 }
 
+// tooManyHeaders answers 431 (RFC 6585 §5) when the request carries more
+// header fields than the listener allows; like uriTooLong it runs before
+// routing. Counting costs a pass over the header map: one length per key.
+func (p *Proxy) tooManyHeaders(lc *listenerConf, w http.ResponseWriter, r *http.Request, st *reqState, start time.Time) bool {
+	n := 0
+	for _, vv := range r.Header {
+		n += len(vv)
+	}
+	if n <= lc.maxHeaders {
+		return false
+	}
+	if r.ProtoMajor == 1 {
+		w.Header()["Connection"] = connCloseVal
+	}
+	writeError(w, http.StatusRequestHeaderFieldsTooLarge, "too many header fields", st.fwd.id)
+	p.finish(r, st, nil, "", "", http.StatusRequestHeaderFieldsTooLarge, 0, start, 0)
+	return true
+}
+
 // limitBody applies the route's body limit: a Content-Length above it is
 // refused at once (nothing read, no upstream contacted); a body of unknown
 // length is read through st.limBody, which fails the upstream exchange when

@@ -528,3 +528,50 @@ func TestTheBodyCounterStopsAtTheLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestTooManyHeaderFieldsGet431 covers max_header_count over the lean
+// HTTP/1.1 server and HTTP/2 over TLS: one field over the limit is 431 and
+// never reaches the upstream; at the limit the request passes.
+func TestTooManyHeaderFieldsGet431(t *testing.T) {
+	up := &countingUpstream{}
+	us := httptest.NewServer(up)
+	defer us.Close()
+	cert, key := selfSigned(t)
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	for _, tc := range []struct {
+		name   string
+		lis    string
+		scheme string
+		client *http.Client
+	}{
+		{"h1 lean", ", max_header_count: 10", "http", http.DefaultClient},
+		{"h2 over TLS", ", max_header_count: 10, tls: {certificates: [{cert_file: " + cert + ", key_file: " + key + "}]}", "https",
+			&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &protos}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startProxy(t, []string{upstreamAddr(us)}, proxyOpts{lis: tc.lis})
+			// Go's clients add Host (h1: the request line's; h2:
+			// :authority, not a field), User-Agent and Accept-Encoding.
+			for _, n := range []struct{ extra, status int }{{6, 200}, {12, 431}} {
+				req, _ := http.NewRequest("GET", tc.scheme+"://"+addr+"/", nil)
+				for i := range n.extra {
+					req.Header.Set(fmt.Sprintf("X-F%d", i), "v")
+				}
+				heads := up.heads.Load()
+				res, err := tc.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != n.status {
+					t.Fatalf("%d extra fields: %d, want %d", n.extra, res.StatusCode, n.status)
+				}
+				if n.status == 431 && up.heads.Load() != heads {
+					t.Fatal("the upstream saw a refused request")
+				}
+			}
+		})
+	}
+}

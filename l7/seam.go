@@ -52,8 +52,10 @@ type listenerConf struct {
 	table *route.Table
 	// maxURI is max_uri_bytes (414 beyond); maxBody the body limit of
 	// the routes without their own (0: none).
-	maxURI  int
-	maxBody int64
+	maxURI int
+	// maxHeaders is max_header_count (431 beyond).
+	maxHeaders int
+	maxBody    int64
 }
 
 func compileListener(c *config.Config, lc config.Listener, g *Generation) (*listenerConf, error) {
@@ -75,7 +77,11 @@ func compileListener(c *config.Config, lc config.Listener, g *Generation) (*list
 	if maxURI <= 0 {
 		maxURI = config.DefaultMaxURIBytes
 	}
-	return &listenerConf{name: lc.Name, table: t, maxURI: maxURI, maxBody: lc.MaxBodyBytes}, nil
+	maxHdr := lc.MaxHeaderCount
+	if maxHdr <= 0 {
+		maxHdr = config.DefaultMaxHeaderCount
+	}
+	return &listenerConf{name: lc.Name, table: t, maxURI: maxURI, maxHeaders: maxHdr, maxBody: lc.MaxBodyBytes}, nil
 }
 
 // outcomeOf is what an attempt tells the pool (least-request, outlier

@@ -26,6 +26,9 @@ const (
 	// its 16 KiB buffer. Longer URLs are a sign of abuse more often than
 	// of a real client.
 	DefaultMaxURIBytes = 8 << 10
+	// DefaultMaxHeaderCount is HAProxy's tune.http.maxhdr less the
+	// request line.
+	DefaultMaxHeaderCount = 100
 	// DefaultListenerServer is the lean HTTP/1.1 server (l7/internal/h1).
 	DefaultListenerServer = "lean"
 )
@@ -37,6 +40,7 @@ func (c *Config) applyListenerDefaults() {
 		def(&l.IdleTimeout, Duration(DefaultIdleTimeout))
 		def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 		def(&l.MaxURIBytes, DefaultMaxURIBytes)
+		def(&l.MaxHeaderCount, DefaultMaxHeaderCount)
 		def(&l.H2MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
 		def(&l.H3MaxStreams, DefaultH3MaxStreams)
 		def(&l.Server, DefaultListenerServer)

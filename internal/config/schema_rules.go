@@ -79,6 +79,7 @@ var schemaRules = map[string]schemaRule{
 	"Listener.Address":                ruleRequired,
 	"Listener.MaxHeaderBytes":         between(4096, 16<<20).zeroIsDefault(),
 	"Listener.MaxURIBytes":            between(256, 16<<20).zeroIsDefault(),
+	"Listener.MaxHeaderCount":         between(8, 10000).zeroIsDefault(),
 	"Listener.MaxBodyBytes":           atLeast(0),
 	"Listener.MaxConnsPerIP":          atLeast(0),
 	"Listener.H2MaxConcurrentStreams": between(0, 10000),

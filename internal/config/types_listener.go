@@ -46,6 +46,11 @@ type Listener struct {
 	// reach a route. 256-16777216. Default: 8192 (nginx's
 	// large_client_header_buffers; browsers and CDNs cap URLs near there).
 	MaxURIBytes int `yaml:"max_uri_bytes"`
+	// MaxHeaderCount limits how many header fields a request may carry
+	// (each value of a repeated field counts). More get 431 and never
+	// reach a route. 8-10000. Default: 100 (HAProxy's tune.http.maxhdr is
+	// 101 with the request line).
+	MaxHeaderCount int `yaml:"max_header_count"`
 	// MaxBodyBytes is the default request body limit of the routes served
 	// on this listener that set no max_body_bytes of their own; see the
 	// route's max_body_bytes. 0 is no limit. Default: 0.

@@ -56,6 +56,9 @@ func (v *validator) validateListeners() map[string]bool {
 		if l.MaxHeaderBytes < 4096 || l.MaxHeaderBytes > 16<<20 {
 			v.errorf(p+".max_header_bytes", "max_header_bytes %d is out of range (4096-16777216)", l.MaxHeaderBytes)
 		}
+		if l.MaxHeaderCount < 8 || l.MaxHeaderCount > 10000 {
+			v.errorf(p+".max_header_count", "max_header_count %d is out of range (8-10000)", l.MaxHeaderCount)
+		}
 		if l.MaxURIBytes < 256 || l.MaxURIBytes > 16<<20 {
 			v.errorf(p+".max_uri_bytes", "max_uri_bytes %d is out of range (256-16777216)", l.MaxURIBytes)
 		}
