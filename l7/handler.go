@@ -91,6 +91,12 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 			w = p.wrapResponse(xf, w, r, st)
 		}
 	}
+	if len(g.aggs) > 0 {
+		if ag := g.aggs[res.Route]; ag != nil {
+			p.serveAggregate(g, ag, w, r, st, rs, start)
+			return
+		}
+	}
 	if len(g.caches) > 0 {
 		if c := g.caches[res.Route]; c != nil {
 			var done bool

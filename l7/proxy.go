@@ -71,6 +71,10 @@ type Generation struct {
 	// xforms are the compression and body transformation of the routes
 	// that have them (transforms.go); empty when none has.
 	xforms map[*route.Route]*routeXform
+	// aggs are the aggregates of the routes that have one (aggregate.go),
+	// aggRT the HTTP/1.1 transports of the pools their calls name.
+	aggs  map[*route.Route]*routeAggregate
+	aggRT map[string]http.RoundTripper
 }
 
 // trusts reports whether a peer's forwarding headers are believed.
@@ -139,6 +143,9 @@ func Compile(c *config.Config) (*Generation, error) {
 		return nil, err
 	}
 	if err := compileCaches(c, g); err != nil {
+		return nil, err
+	}
+	if err := compileAggregates(c, g); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -252,6 +259,7 @@ func (p *Proxy) Apply(g *Generation, drain time.Duration) error {
 	case prev != g:
 		g.jwks.Start(prev.jwks, p.log)
 		prev.jwks.Close()
+		prev.closeAggregates()
 	}
 	for name, old := range p.upstreams {
 		if next[name] != old {
@@ -350,6 +358,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	if g := p.gen.Load(); g != nil {
 		g.jwks.Close()
+		g.closeAggregates()
 	}
 	if errors.Is(err, listen.ErrClosed) {
 		err = nil

@@ -18,6 +18,7 @@ func (r *Route) SetDefaults() {
 	r.setSecurityDefaults()
 	r.setTransformDefaults()
 	r.setCacheDefaults()
+	r.setAggregateDefaults()
 	if v := r.Versioning; v != nil {
 		if len(v.Sources) == 0 {
 			v.Sources = []string{DefaultVersionSource}

@@ -126,6 +126,17 @@ var schemaRules = map[string]schemaRule{
 	"RateLimit.MaxKeys":   atLeast(0),
 	"RateLimit.Scope":     oneOfValues(RateLimitScopeLocal, RateLimitScopeCluster),
 
+	"Aggregate.Calls":            ruleList,
+	"Aggregate.Merge":            oneOfValues(AggregateMergeNamed, AggregateMergeObject),
+	"Aggregate.OnPartialFailure": oneOfValues(AggregatePartialFail, AggregatePartialAnswer),
+	"AggregateCall.Name":         ruleReqName,
+	"AggregateCall.Pool":         ruleRequired,
+	"AggregateCall.Method":       ruleMethod,
+	"AggregateCall.Path":         schemaRule{pattern: "^/"}.req(),
+	"AggregateCall.Select":       {pattern: "^.+$"},
+	"AggregateRename.From":       ruleNonEmpty,
+	"AggregateRename.To":         ruleNonEmpty,
+
 	"Pool.Name":                        ruleReqName,
 	"Pool.Algorithm":                   oneOfValues("round_robin", "random", "least_request", "consistent_hash", "sticky"),
 	"Pool.Protocol":                    oneOfValues("http1", "h2", "h2c"),

@@ -181,20 +181,23 @@ var enumSamples = map[string]struct {
 	"Pool.Protocol": {"l7.pools[0].protocol", func(v string) string {
 		return fmt.Sprintf("l7: {pools: [{name: p, protocol: %s, tls: {enabled: %v}}]}\n", v, v == "h2")
 	}},
-	"Sticky.Fallback":      {"l7.pools[0].sticky.fallback", sprintf("l7: {pools: [{name: p, algorithm: sticky, sticky: {fallback: %s}}]}\n")},
-	"Retries.On":           {"l7.pools[0].retries.on[0]", sprintf("l7: {pools: [{name: p, retries: {on: [%s]}}]}\n")},
-	"Cluster.Profile":      {"cluster.profile", sprintf("cluster: {key: " + testGossipKey + ", profile: %s}\n")},
-	"Witness.Kind":         {"cluster.witness.kind", sprintf("cluster: {key: " + testGossipKey + ", witness: {kind: %s, address: 192.0.2.1}}\n")},
-	"HealthCheck.Type":     {"healthchecks[0].type", sprintf("l7: {pools: [{name: p}]}\nhealthchecks: [{name: h, pool: p, type: %s}]\n")},
-	"Discovery.Provider":   {"discovery[0].provider", sprintf("l7: {pools: [{name: p}]}\ndiscovery: [{name: d, pool: p, provider: %s}]\n")},
-	"Discovery.RecordType": {"discovery[0].record_type", sprintf("l7: {pools: [{name: p}]}\ndiscovery: [{name: d, pool: p, provider: dns, dns: x.example, port: 80, record_type: %s}]\n")},
-	"JWT.Algorithms":       {"l7.routes[0].jwt.algorithms[0]", sprintf(jwtRoute + "algorithms: [%s]}}]}\n")},
-	"JWTKey.Algorithm":     {"l7.routes[0].jwt.keys[0].algorithm", sprintf(jwtRoute + "keys: [{secret: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, algorithm: %s}]}}]}\n")},
-	"RateLimit.Scope":      {"l7.routes[0].rate_limit.scope", sprintf("cluster: {key: " + testGossipKey + "}\nl7: {listeners: [{name: l, address: 127.0.0.1:8080}], pools: [{name: p}], routes: [{name: r, pool: p, rate_limit: {requests: 1, scope: %s}}]}\n")},
+	"Sticky.Fallback":            {"l7.pools[0].sticky.fallback", sprintf("l7: {pools: [{name: p, algorithm: sticky, sticky: {fallback: %s}}]}\n")},
+	"Retries.On":                 {"l7.pools[0].retries.on[0]", sprintf("l7: {pools: [{name: p, retries: {on: [%s]}}]}\n")},
+	"Cluster.Profile":            {"cluster.profile", sprintf("cluster: {key: " + testGossipKey + ", profile: %s}\n")},
+	"Witness.Kind":               {"cluster.witness.kind", sprintf("cluster: {key: " + testGossipKey + ", witness: {kind: %s, address: 192.0.2.1}}\n")},
+	"HealthCheck.Type":           {"healthchecks[0].type", sprintf("l7: {pools: [{name: p}]}\nhealthchecks: [{name: h, pool: p, type: %s}]\n")},
+	"Discovery.Provider":         {"discovery[0].provider", sprintf("l7: {pools: [{name: p}]}\ndiscovery: [{name: d, pool: p, provider: %s}]\n")},
+	"Discovery.RecordType":       {"discovery[0].record_type", sprintf("l7: {pools: [{name: p}]}\ndiscovery: [{name: d, pool: p, provider: dns, dns: x.example, port: 80, record_type: %s}]\n")},
+	"JWT.Algorithms":             {"l7.routes[0].jwt.algorithms[0]", sprintf(jwtRoute + "algorithms: [%s]}}]}\n")},
+	"JWTKey.Algorithm":           {"l7.routes[0].jwt.keys[0].algorithm", sprintf(jwtRoute + "keys: [{secret: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, algorithm: %s}]}}]}\n")},
+	"Aggregate.Merge":            {"l7.routes[0].aggregate.merge", sprintf(aggRoute + "merge: %s}}]}\n")},
+	"Aggregate.OnPartialFailure": {"l7.routes[0].aggregate.on_partial_failure", sprintf(aggRoute + "on_partial_failure: %s}}]}\n")},
+	"RateLimit.Scope":            {"l7.routes[0].rate_limit.scope", sprintf("cluster: {key: " + testGossipKey + "}\nl7: {listeners: [{name: l, address: 127.0.0.1:8080}], pools: [{name: p}], routes: [{name: r, pool: p, rate_limit: {requests: 1, scope: %s}}]}\n")},
 }
 
 const (
 	testGossipKey = "MDEyMzQ1Njc4OWFiY2RlZg==" // "0123456789abcdef"
+	aggRoute      = "l7: {listeners: [{name: l, address: 127.0.0.1:8080}], pools: [{name: p}], routes: [{name: r, aggregate: {calls: [{name: c, pool: p, path: /x}], "
 	jwtRoute      = "l7: {listeners: [{name: l, address: 127.0.0.1:8080}], pools: [{name: p}], routes: [{name: r, pool: p, jwt: {issuer: i, audiences: [a], jwks_file: j.json, "
 )
 

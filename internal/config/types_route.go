@@ -28,7 +28,7 @@ type Route struct {
 	// Match selects requests. An empty match takes everything.
 	Match Match `yaml:"match"`
 	// Pool receives the matched requests. Required unless every version of
-	// versioning names its own pool.
+	// versioning names its own pool, or the route has aggregate.
 	Pool string `yaml:"pool"`
 	// Versioning picks the pool by API version, read from the URL or headers.
 	Versioning *Versioning `yaml:"versioning"`
@@ -68,6 +68,10 @@ type Route struct {
 	// Cache keeps responses the route's upstream allows a shared cache to
 	// store and answers from them (RFC 9111). See docs/cache.md.
 	Cache *Cache `yaml:"cache"`
+	// Aggregate answers from several upstream calls made in parallel,
+	// their JSON responses merged; such a route has no pool of its own.
+	// See docs/transform.md "Response aggregation".
+	Aggregate *Aggregate `yaml:"aggregate"`
 }
 
 // Match selects requests; every condition given must hold. At most one of

@@ -128,6 +128,7 @@ func (v *validator) validate() {
 	v.validateSecurity()
 	v.validateTransforms()
 	v.validateCaches()
+	v.validateAggregates(pools)
 	v.validateProxy()
 	if len(c.L7.Routes) > 0 && len(c.L7.Listeners) == 0 {
 		v.errorf("l7.listeners", "routes are configured but no listener would serve them")

@@ -24,7 +24,7 @@ func (v *validator) validateRoutes(listeners, pools map[string]bool) {
 			versionsHavePools = versionsHavePools && ver.Pool != ""
 		}
 		switch {
-		case r.Pool == "" && !versionsHavePools:
+		case r.Pool == "" && !versionsHavePools && r.Aggregate == nil:
 			v.errorf(p+".pool", "route %q needs a pool", r.Name)
 		case r.Pool != "" && !pools[r.Pool]:
 			v.errorf(p+".pool", "no pool named %q", r.Pool)
