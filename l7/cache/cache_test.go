@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +123,55 @@ func TestHitStatus(t *testing.T) {
 	}
 	if got := Hit(-1500*time.Millisecond, "; detail=x"); got != "Portcullis; hit; ttl=-2; detail=x" {
 		t.Error(got)
+	}
+}
+
+// TestTheByteBudgetHoldsUnderAChurnOfLargeObjects stores thousands of
+// large objects (and Vary variants of them) from several goroutines into a
+// 4 MiB cache while checking, all along, that what it holds never exceeds
+// the budget, and that its byte count matches the entries it keeps.
+func TestTheByteBudgetHoldsUnderAChurnOfLargeObjects(t *testing.T) {
+	const budget = 4 << 20
+	c := newTestCache(t, budget)
+	h := http.Header{"Cache-Control": {"max-age=600"}, "Vary": {"Accept-Language"}}
+	var over atomic.Int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if b := c.Bytes(); b > budget {
+				over.Store(b)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1500 {
+				size := 64<<10 + (i*7919+g)%(512<<10) // 64 KiB .. 576 KiB
+				key := fmt.Sprintf("h/obj/%d", (i*31+g)%700)
+				lang := http.Header{"Accept-Language": {[]string{"en", "de", "fr"}[i%3]}}
+				store(c, key, lang, h, strings.Repeat("x", size))
+				c.Lookup([]byte(key), lang)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-watched
+	if b := over.Load(); b != 0 {
+		t.Fatalf("the cache held %d bytes, over its budget of %d", b, budget)
+	}
+	if c.Bytes() > budget || c.Bytes() <= 0 || c.Evictions.Load() == 0 {
+		t.Fatalf("%d bytes held, %d evictions", c.Bytes(), c.Evictions.Load())
+	}
+	if n := c.PurgePrefix("h/"); n == 0 || c.Bytes() != 0 {
+		t.Fatalf("purged %d entries, %d bytes left: the count drifted from the entries", n, c.Bytes())
 	}
 }
