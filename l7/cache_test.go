@@ -98,6 +98,7 @@ func cacheStatus(res *http.Response) string {
 	return cs[len(cs)-1]
 }
 
+// RFC 9111 §3 (storing), §3.5 (Authorization), §5.2 (Cache-Control); each case names its section.
 func TestWhatTheSharedCacheStores(t *testing.T) {
 	future := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	cases := []struct {
@@ -109,27 +110,27 @@ func TestWhatTheSharedCacheStores(t *testing.T) {
 		stored  bool
 		explain string
 	}{
-		{"a 200 with max-age is stored", 200, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
-		{"a 200 with Expires in the future is stored", 200, map[string]string{"Expires": future}, nil, "GET", true, ""},
-		{"a 404 with max-age is stored", 404, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
-		{"a 301 with max-age is stored", 301, map[string]string{"Cache-Control": "max-age=60", "Location": "/x"}, nil, "GET", true, ""},
-		{"a 500 with explicit max-age is stored", 500, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
-		{"a 500 without freshness is not stored", 500, nil, nil, "GET", false, "status"},
-		{"a 302 without freshness is not stored", 302, map[string]string{"Location": "/x"}, nil, "GET", false, "status"},
-		{"a 206 is not stored", 206, map[string]string{"Cache-Control": "max-age=60", "Content-Range": "bytes 0-1/10"}, nil, "GET", false, "status"},
-		{"a 200 without lifetime or validator is not stored", 200, nil, nil, "GET", false, "no-freshness"},
-		{"no-store is not stored", 200, map[string]string{"Cache-Control": "max-age=60, no-store"}, nil, "GET", false, "no-store"},
-		{"private is not stored", 200, map[string]string{"Cache-Control": "private, max-age=60"}, nil, "GET", false, "private"},
-		{"a qualified private is not stored either", 200, map[string]string{"Cache-Control": `private="X-User", max-age=60`}, nil, "GET", false, "private"},
-		{"Vary: * is not stored", 200, map[string]string{"Cache-Control": "max-age=60", "Vary": "*"}, nil, "GET", false, "vary-star"},
-		{"a response setting a cookie is not stored", 200, map[string]string{"Cache-Control": "max-age=60", "Set-Cookie": "a=b"}, nil, "GET", false, "set-cookie"},
-		{"a request with no-store is not stored", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Cache-Control", "no-store"}, "GET", false, "bypass"},
-		{"an authorized request's answer is not stored by max-age alone", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Authorization", "Bearer x"}, "GET", false, "authorization"},
-		{"an authorized request's answer with public is stored", 200, map[string]string{"Cache-Control": "public, max-age=60"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
-		{"an authorized request's answer with s-maxage is stored", 200, map[string]string{"Cache-Control": "s-maxage=60"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
-		{"an authorized request's answer with must-revalidate is stored", 200, map[string]string{"Cache-Control": "max-age=60, must-revalidate"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
-		{"a POST's answer is not stored", 200, map[string]string{"Cache-Control": "max-age=60"}, nil, "POST", false, ""},
-		{"a ranged request bypasses the cache", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Range", "bytes=0-1"}, "GET", false, "bypass"},
+		{"§3, §4.2.1: a 200 with max-age is stored", 200, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
+		{"§3, §5.3: a 200 with Expires in the future is stored", 200, map[string]string{"Expires": future}, nil, "GET", true, ""},
+		{"§3: a 404 with max-age is stored", 404, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
+		{"§3: a 301 with max-age is stored", 301, map[string]string{"Cache-Control": "max-age=60", "Location": "/x"}, nil, "GET", true, ""},
+		{"§3: a 500 with explicit max-age is stored", 500, map[string]string{"Cache-Control": "max-age=60"}, nil, "GET", true, ""},
+		{"§3, §4.2.2: a 500 without freshness is not stored", 500, nil, nil, "GET", false, "status"},
+		{"§3, §4.2.2: a 302 without freshness is not stored", 302, map[string]string{"Location": "/x"}, nil, "GET", false, "status"},
+		{"§3.3: a 206 is not stored", 206, map[string]string{"Cache-Control": "max-age=60", "Content-Range": "bytes 0-1/10"}, nil, "GET", false, "status"},
+		{"§4.2.2: a 200 without lifetime or validator is not stored", 200, nil, nil, "GET", false, "no-freshness"},
+		{"§5.2.2.5: no-store is not stored", 200, map[string]string{"Cache-Control": "max-age=60, no-store"}, nil, "GET", false, "no-store"},
+		{"§5.2.2.7: private is not stored", 200, map[string]string{"Cache-Control": "private, max-age=60"}, nil, "GET", false, "private"},
+		{"§5.2.2.7: a qualified private is not stored either", 200, map[string]string{"Cache-Control": `private="X-User", max-age=60`}, nil, "GET", false, "private"},
+		{"§4.1: Vary: * is not stored", 200, map[string]string{"Cache-Control": "max-age=60", "Vary": "*"}, nil, "GET", false, "vary-star"},
+		{"§7.3: a response setting a cookie is not stored", 200, map[string]string{"Cache-Control": "max-age=60", "Set-Cookie": "a=b"}, nil, "GET", false, "set-cookie"},
+		{"§5.2.1.5: a request with no-store is not stored", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Cache-Control", "no-store"}, "GET", false, "bypass"},
+		{"§3.5: an authorized request's answer is not stored by max-age alone", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Authorization", "Bearer x"}, "GET", false, "authorization"},
+		{"§3.5, §5.2.2.9: an authorized request's answer with public is stored", 200, map[string]string{"Cache-Control": "public, max-age=60"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
+		{"§3.5, §5.2.2.10: an authorized request's answer with s-maxage is stored", 200, map[string]string{"Cache-Control": "s-maxage=60"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
+		{"§3.5, §5.2.2.2: an authorized request's answer with must-revalidate is stored", 200, map[string]string{"Cache-Control": "max-age=60, must-revalidate"}, []string{"Authorization", "Bearer x"}, "GET", true, ""},
+		{"§3 (RFC 9110 §9.2.3): a POST's answer is not stored", 200, map[string]string{"Cache-Control": "max-age=60"}, nil, "POST", false, ""},
+		{"§3.3: a ranged request bypasses the cache", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Range", "bytes=0-1"}, "GET", false, "bypass"},
 	}
 	byPath := map[string]int{}
 	for i := range cases {
@@ -169,6 +170,7 @@ func TestWhatTheSharedCacheStores(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.2 (freshness), §5.1 (Age), §5.3 (Expires).
 func TestFreshnessLifetimeAndAge(t *testing.T) {
 	now := time.Now().UTC()
 	date := now.Format(http.TimeFormat)
@@ -180,14 +182,14 @@ func TestFreshnessLifetimeAndAge(t *testing.T) {
 		conf    string
 		noStore bool
 	}{
-		{"s-maxage wins over max-age", map[string]string{"Cache-Control": "max-age=200, s-maxage=100"}, 100, 0, "", false},
-		{"max-age wins over Expires", map[string]string{"Cache-Control": "max-age=200", "Date": date, "Expires": now.Add(1000 * time.Second).Format(http.TimeFormat)}, 200, 0, "", false},
-		{"Expires minus Date without max-age", map[string]string{"Date": date, "Expires": now.Add(300 * time.Second).Format(http.TimeFormat)}, 300, 0, "", false},
-		{"an invalid Expires is already stale", map[string]string{"Date": date, "Expires": "0", "Etag": `"e"`}, 0, 0, "", false},
-		{"the upstream's Age is counted", map[string]string{"Cache-Control": "max-age=200", "Age": "50"}, 150, 50, "", false},
-		{"an Age older than the lifetime is stale at once", map[string]string{"Cache-Control": "max-age=20", "Age": "50", "Etag": `"e"`}, -30, 50, "", false},
-		{"heuristic freshness is a share of the Last-Modified age", map[string]string{"Date": date, "Last-Modified": now.Add(-1000 * time.Second).Format(http.TimeFormat)}, 100, 0, ", heuristic: 10%", false},
-		{"heuristic freshness is capped", map[string]string{"Date": date, "Last-Modified": now.Add(-100000 * time.Second).Format(http.TimeFormat)}, 60, 0, ", heuristic: 10%, heuristic_max: 1m", false},
+		{"§4.2.1, §5.2.2.10: s-maxage wins over max-age", map[string]string{"Cache-Control": "max-age=200, s-maxage=100"}, 100, 0, "", false},
+		{"§4.2.1: max-age wins over Expires", map[string]string{"Cache-Control": "max-age=200", "Date": date, "Expires": now.Add(1000 * time.Second).Format(http.TimeFormat)}, 200, 0, "", false},
+		{"§4.2.1, §5.3: Expires minus Date without max-age", map[string]string{"Date": date, "Expires": now.Add(300 * time.Second).Format(http.TimeFormat)}, 300, 0, "", false},
+		{"§5.3: an invalid Expires is already stale", map[string]string{"Date": date, "Expires": "0", "Etag": `"e"`}, 0, 0, "", false},
+		{"§4.2.3, §5.1: the upstream's Age is counted", map[string]string{"Cache-Control": "max-age=200", "Age": "50"}, 150, 50, "", false},
+		{"§4.2.3: an Age older than the lifetime is stale at once", map[string]string{"Cache-Control": "max-age=20", "Age": "50", "Etag": `"e"`}, -30, 50, "", false},
+		{"§4.2.2: heuristic freshness is a share of the Last-Modified age", map[string]string{"Date": date, "Last-Modified": now.Add(-1000 * time.Second).Format(http.TimeFormat)}, 100, 0, ", heuristic: 10%", false},
+		{"§4.2.2: heuristic freshness is capped", map[string]string{"Date": date, "Last-Modified": now.Add(-100000 * time.Second).Format(http.TimeFormat)}, 60, 0, ", heuristic: 10%, heuristic_max: 1m", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,6 +221,7 @@ func TestFreshnessLifetimeAndAge(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.1 (Vary: secondary keys, normalised).
 func TestVaryKeepsOneVariantPerNormalisedRequestValue(t *testing.T) {
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -244,6 +247,7 @@ func TestVaryKeepsOneVariantPerNormalisedRequestValue(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.3.1 (sending a validation request), §4.3.4 (updating stored headers on 304).
 func TestStaleEntriesAreRevalidatedWithTheirValidators(t *testing.T) {
 	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
 	cases := []struct {
@@ -289,6 +293,7 @@ func TestStaleEntriesAreRevalidatedWithTheirValidators(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.3.2 (handling a received validation request).
 func TestAClientsConditionalRequestIsAnswered304FromAFreshEntry(t *testing.T) {
 	lm := time.Now().Add(-time.Hour).UTC()
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -323,6 +328,7 @@ func TestAClientsConditionalRequestIsAnswered304FromAFreshEntry(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.3.2 with §4.3.1: the cache asks for the full response to store it.
 func TestAConditionalMissIsStoredWholeAndStillAnswered304(t *testing.T) {
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("If-None-Match") != "" {
@@ -355,6 +361,7 @@ func TestAConditionalMissIsStoredWholeAndStillAnswered304(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4 (a cache MAY collapse requests): coalescing.
 func TestConcurrentMissesWaitForOneUpstreamRequest(t *testing.T) {
 	release := map[string]chan struct{}{"/shared": make(chan struct{}), "/private": make(chan struct{})}
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -399,6 +406,7 @@ func TestConcurrentMissesWaitForOneUpstreamRequest(t *testing.T) {
 	}
 }
 
+// RFC 5861 §3 (stale-while-revalidate), RFC 9111 §4.2.4 (serving stale).
 func TestStaleWhileRevalidateAnswersAtOnceAndRefreshesOnce(t *testing.T) {
 	var n atomic.Int32
 	block := make(chan struct{})
@@ -446,6 +454,7 @@ func TestStaleWhileRevalidateAnswersAtOnceAndRefreshesOnce(t *testing.T) {
 	}
 }
 
+// RFC 5861 §4 (stale-if-error), RFC 9111 §4.2.4.
 func TestStaleIfErrorServesTheStaleEntryWhenTheUpstreamFails(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -476,6 +485,7 @@ func TestStaleIfErrorServesTheStaleEntryWhenTheUpstreamFails(t *testing.T) {
 	}
 }
 
+// RFC 9111 §4.4 (invalidating the target URI, Location and Content-Location).
 func TestUnsafeRequestsInvalidateWhatTheyChange(t *testing.T) {
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -524,6 +534,7 @@ func TestInvalidationUsesTheClientsURIOnARewritingRoute(t *testing.T) {
 	}
 }
 
+// RFC 9211 (Cache-Status), RFC 9111 §4 (HEAD from a stored GET), §5.2.1.7 (only-if-cached → 504).
 func TestCacheStatusAndHeadAndOnlyIfCached(t *testing.T) {
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
