@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // The HTTP/1.1 wire format toward upstreams, written by hand: the request is
@@ -285,7 +287,7 @@ func readResponseHead(br *bufio.Reader, h http.Header, method string, head *resp
 			// (RFC 9112 §5.1–5.2).
 			return errBadResponse
 		}
-		k := canonicalKey(l[:colon])
+		k := hkey.Canonical(l[:colon])
 		v := strings.TrimSpace(l[colon+1:])
 		switch k {
 		case "Content-Length":
@@ -347,20 +349,6 @@ func readResponseHead(br *bufio.Reader, h http.Header, method string, head *resp
 		}
 	}
 	return nil
-}
-
-// canonicalKey returns k when it is already in canonical form (what almost
-// every server sends), which costs nothing; otherwise the canonical copy.
-func canonicalKey(k string) string {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return http.CanonicalHeaderKey(k)
-		}
-		upper = c == '-'
-	}
-	return k
 }
 
 // respWriter is where a response body goes: the client's ResponseWriter.

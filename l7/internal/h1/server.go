@@ -50,6 +50,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // Server holds the settings of the connections it serves.
@@ -618,7 +620,7 @@ func (cn *conn) readRequest() (keep bool, err error) {
 				return false, bad("control character in a header field")
 			}
 		}
-		k := canonicalKey(name)
+		k := hkey.Canonical(name)
 		switch k {
 		case "Content-Length":
 			cl++
@@ -842,20 +844,6 @@ func parseLength(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// canonicalKey returns k when it is already canonical (no allocation),
-// else the canonical copy.
-func canonicalKey(k string) string {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return http.CanonicalHeaderKey(k)
-		}
-		upper = c == '-'
-	}
-	return k
 }
 
 func (cn *conn) writeError(code int, msg string) {

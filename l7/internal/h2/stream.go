@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // stream is one request and its response. Fields below mu's comment are
@@ -167,7 +169,7 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		k := canonicalKey(hf.Name)
+		k := hkey.Canonical(hf.Name)
 		hdr[k] = append(hdr[k], hf.Value)
 	}
 	if len(cookies) > 0 {
@@ -291,7 +293,7 @@ func (cn *conn) onTrailers(st *stream, f *headerBlock) error {
 		return nil
 	}
 	for _, hf := range f.regular() {
-		k := canonicalKey(hf.Name)
+		k := hkey.Canonical(hf.Name)
 		if _, ok := st.trailer[k]; ok {
 			st.trailer[k] = append(st.trailer[k], hf.Value)
 		}
@@ -415,46 +417,3 @@ func (b *reqBody) Read(p []byte) (int, error) {
 }
 
 func (b *reqBody) Close() error { return nil }
-
-// canonicalKey maps a lower-case wire name to its canonical form without
-// allocating for common fields.
-func canonicalKey(name string) string {
-	if k, ok := commonCanonical[name]; ok {
-		return k
-	}
-	return http.CanonicalHeaderKey(name)
-}
-
-var commonCanonical = map[string]string{}
-var commonLower = map[string]string{}
-
-func init() {
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
-		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
-		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Alt-Svc",
-		"Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
-		"Content-Length", "Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag",
-		"Expect", "Expires", "Forwarded", "From", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Message",
-		"Grpc-Status", "Grpc-Timeout", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
-		"If-Range", "If-Unmodified-Since", "Last-Modified", "Link", "Location", "Max-Forwards", "Origin",
-		"Proxy-Authenticate", "Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After",
-		"Server", "Set-Cookie", "Strict-Transport-Security", "Te", "Trailer", "User-Agent", "Vary",
-		"Via", "Www-Authenticate", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-		"X-Request-Id", "Accept-Version", "X-Api-Version", "Cache-Status", "Priority",
-		"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset",
-	} {
-		l := strings.ToLower(k)
-		commonCanonical[l] = k
-		commonLower[k] = l
-	}
-}
-
-// lowerKey is the wire (lower-case) form of a canonical header key.
-func lowerKey(k string) string {
-	if l, ok := commonLower[k]; ok {
-		return l
-	}
-	return strings.ToLower(k)
-}

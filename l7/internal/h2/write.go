@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 	"github.com/portcullis-lb/portcullis/l7/internal/httpdate"
 )
 
@@ -273,7 +274,7 @@ func (w *response) trailers() []hpack.HeaderField {
 	var tr []hpack.HeaderField
 	for _, k := range w.declared {
 		for _, v := range w.hdr[k] {
-			tr = append(tr, hpack.HeaderField{Name: lowerKey(k), Value: v})
+			tr = append(tr, hpack.HeaderField{Name: hkey.Lower(k), Value: v})
 		}
 	}
 	for k, vv := range w.hdr {
@@ -385,7 +386,7 @@ func (cn *conn) appendHeadersLocked(id uint32, status int, hdr http.Header, decl
 		if skipResponse[k] || strings.HasPrefix(k, http.TrailerPrefix) || isDeclared(k, declared) {
 			continue
 		}
-		lk := lowerKey(k)
+		lk := hkey.Lower(k)
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
 				cn.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
@@ -454,7 +455,7 @@ func (cn *conn) informationalLocked(id uint32, code int, hdr http.Header) {
 			}
 			for _, v := range vv {
 				if httpguts.ValidHeaderFieldValue(v) {
-					cn.henc.WriteField(hpack.HeaderField{Name: lowerKey(k), Value: v})
+					cn.henc.WriteField(hpack.HeaderField{Name: hkey.Lower(k), Value: v})
 				}
 			}
 		}

@@ -1,0 +1,65 @@
+// Package hkey turns header field names between their wire and canonical
+// forms without allocating in the common cases: the HTTP/1.1 readers (the
+// lean server and the proxy's upstream reader) see names that are almost
+// always canonical already, and the HTTP/2 server sees lower-case names
+// that are almost always well-known fields.
+package hkey
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Canonical returns k in canonical form (http.CanonicalHeaderKey): k
+// itself when it already is, a well-known field's canonical string when k
+// is its lower-case wire form, otherwise a new string.
+func Canonical(k string) string {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			if ck, ok := canonical[k]; ok {
+				return ck
+			}
+			return http.CanonicalHeaderKey(k)
+		}
+		upper = c == '-'
+	}
+	return k
+}
+
+// Lower is the lower-case (HTTP/2 and HTTP/3 wire) form of a canonical key.
+func Lower(k string) string {
+	if l, ok := lower[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+var (
+	canonical = map[string]string{} // lower-case → canonical, well-known fields
+	lower     = map[string]string{} // canonical → lower-case
+)
+
+func init() {
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
+		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Age", "Allow", "Alt-Svc",
+		"Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+		"Content-Length", "Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag",
+		"Expect", "Expires", "Forwarded", "From", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Message",
+		"Grpc-Status", "Grpc-Timeout", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
+		"If-Range", "If-Unmodified-Since", "Last-Modified", "Link", "Location", "Max-Forwards", "Origin",
+		"Proxy-Authenticate", "Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After",
+		"Server", "Set-Cookie", "Strict-Transport-Security", "Te", "Trailer", "User-Agent", "Vary",
+		"Via", "Www-Authenticate", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Request-Id", "Accept-Version", "X-Api-Version", "Cache-Status", "Priority",
+		"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset",
+	} {
+		l := strings.ToLower(k)
+		canonical[l] = k
+		lower[k] = l
+	}
+}

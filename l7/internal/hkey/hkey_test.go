@@ -1,0 +1,20 @@
+package hkey
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestCanonicalAgreesWithNetHTTP(t *testing.T) {
+	for _, k := range []string{"Content-Type", "content-type", "CONTENT-TYPE", "x-custom-field", "X-Custom-Field", "a", "", "x_y", "grpc-status", "Www-authenticate"} {
+		if got, want := Canonical(k), http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("Canonical(%q) = %q, want %q", k, got, want)
+		}
+	}
+	if Lower("Content-Type") != "content-type" || Lower("X-Odd-One") != "x-odd-one" {
+		t.Error("Lower")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Canonical("Content-Type"); _ = Canonical("content-type"); _ = Lower("Content-Type") }); n != 0 {
+		t.Errorf("%v allocations for well-known fields", n)
+	}
+}
