@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,13 +378,13 @@ var skipResponse = map[string]bool{
 	"Transfer-Encoding": true, "Upgrade": true,
 }
 
-// appendHeadersLocked encodes a response head into HEADERS (and
-// CONTINUATION) frames.
+// appendHeadersLocked encodes a response head (final or 1xx; Date only on
+// a final one) into HEADERS (and CONTINUATION) frames.
 func (cn *conn) appendHeadersLocked(id uint32, status int, hdr http.Header, declared []string, end bool) {
 	cn.hbuf.b = cn.hbuf.b[:0]
 	cn.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	for k, vv := range hdr {
-		if skipResponse[k] || strings.HasPrefix(k, http.TrailerPrefix) || isDeclared(k, declared) {
+		if skipResponse[k] || strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(declared, k) {
 			continue
 		}
 		lk := hkey.Lower(k)
@@ -399,15 +400,6 @@ func (cn *conn) appendHeadersLocked(id uint32, status int, hdr http.Header, decl
 		}
 	}
 	cn.appendBlockLocked(id, end)
-}
-
-func isDeclared(k string, declared []string) bool {
-	for _, d := range declared {
-		if d == k {
-			return true
-		}
-	}
-	return false
 }
 
 // appendBlockLocked frames the encoded header block in hbuf.
@@ -446,21 +438,10 @@ func (cn *conn) sendInformational(st *stream, code int, hdr http.Header) error {
 }
 
 func (cn *conn) informationalLocked(id uint32, code int, hdr http.Header) {
-	cn.hbuf.b = cn.hbuf.b[:0]
-	cn.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(code)})
-	if code != http.StatusContinue {
-		for k, vv := range hdr {
-			if skipResponse[k] || strings.HasPrefix(k, http.TrailerPrefix) {
-				continue
-			}
-			for _, v := range vv {
-				if httpguts.ValidHeaderFieldValue(v) {
-					cn.henc.WriteField(hpack.HeaderField{Name: hkey.Lower(k), Value: v})
-				}
-			}
-		}
+	if code == http.StatusContinue {
+		hdr = nil // a bare 100: the handler's fields belong to the final answer
 	}
-	cn.appendBlockLocked(id, false)
+	cn.appendHeadersLocked(id, code, hdr, nil, false)
 	cn.kick()
 }
 
