@@ -132,14 +132,7 @@ func writeFile(t *testing.T, path, content string) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	e2etest.Until(t, what, 10*time.Second, cond)
 }
 
 var backendRE = regexp.MustCompile(`Hello from (demo-\d)`)

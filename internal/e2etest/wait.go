@@ -45,3 +45,18 @@ func Tail(s string, n int) string {
 	}
 	return s
 }
+
+// Until polls cond every 5 ms until it holds, and fails the test with
+// "timed out waiting for what" when timeout passes first. It returns how
+// long it took.
+func Until(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}

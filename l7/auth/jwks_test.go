@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
 // jwksServer serves a key set that the test can rotate, or a status.
@@ -59,13 +60,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func eventually(t *testing.T, what string, within time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e2etest.Until(t, what, within, ok)
 }
 
 func TestARemoteSetIsFetchedRotatedAndRefreshedForAnUnknownKid(t *testing.T) {

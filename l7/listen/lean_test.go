@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 )
 
 // Cleartext listeners without h2c are served by the lean HTTP/1.1 server
@@ -78,12 +79,7 @@ func isTimeoutErr(err error) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	e2etest.Until(t, what, 5*time.Second, cond)
 }
 
 func TestCleartextH1IsServedByTheLeanServer(t *testing.T) {
