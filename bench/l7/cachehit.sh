@@ -16,12 +16,9 @@ SECS=${1:-6}
 ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=$(mktemp -d /tmp/l7cache.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for t in wrk taskset setsid haproxy curl; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 2; }; done
-PIN0='' PIN1=''
-if [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi
+# shellcheck source=lib.sh
+. "$ROOT/bench/l7/lib.sh"
+needs wrk taskset setsid haproxy curl
 (cd "$ROOT" && go build -o "$RUN/portcullis" ./cmd/portcullis && go build -o "$RUN/origin" ./bench/l7/cacheorigin)
 ORIGIN=127.0.0.1:19301
 # shellcheck disable=SC2086
@@ -70,8 +67,6 @@ declare -A PID=([haproxy]=$HAP [cached]=$PC [proxied]=$PC)
 for _ in $(seq 1 100); do curl -s -o /dev/null "${URL[cached]}" && curl -s -o /dev/null "${URL[haproxy]}" && break; sleep 0.1; done
 status=$(curl -s -D - -o /dev/null "${URL[cached]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="cache-status"{print $2}')
 case $status in *hit*) ;; *) echo "the cached route does not hit: Cache-Status '$status'" >&2; exit 1 ;; esac
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-TCK=$(getconf CLK_TCK)
 : >"$RUN/results"
 order=(haproxy cached proxied)
 for r in $(seq 1 "$ROUNDS"); do
@@ -83,16 +78,15 @@ for r in $(seq 1 "$ROUNDS"); do
 		timeout $((SECS + 30)) $PIN1 wrk -t2 -c64 -d"${SECS}s" "${URL[$n]}" >"$RUN/wrk.$n.$r"
 		b=$(cpu "${PID[$n]}")
 		reqs=$(awk '/requests in/{print $1}' "$RUN/wrk.$n.$r")
-		printf '%s %s %s %.2f\n' "$r" "$n" "$reqs" "$(echo "($b - $a) * 1000000 / $TCK / $reqs" | bc -l)" | tee -a "$RUN/results" >&2
+		printf '%s %s %s %.2f\n' "$r" "$n" "$reqs" "$(us_per_req "$a" "$b" "$reqs")" | tee -a "$RUN/results" >&2
 	done
 	order=("${order[@]:1}" "${order[0]}")
 done
 echo
 printf '%-8s %10s %8s\n' target us/req vs_hap
-med() { awk -v n="$1" '$2==n {print $4}' "$RUN/results" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-base=$(med haproxy)
+base=$(median_of haproxy "$RUN/results")
 for n in haproxy cached proxied; do
-	m=$(med $n)
+	m=$(median_of $n "$RUN/results")
 	printf '%-8s %10.2f %8.2f\n' $n "$m" "$(echo "$m / $base" | bc -l)"
 done
 echo "(medians over $ROUNDS rounds of ${SECS}s; raw: $RUN)"

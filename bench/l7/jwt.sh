@@ -20,12 +20,9 @@ CONNS=${CONNS:-64}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared}
 RUN=$(mktemp -d /tmp/l7jwt.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for t in wrk taskset setsid; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 2; }; done
-PIN0='' PIN1=''
-if [ "$(nproc)" -ge 2 ]; then PIN0="taskset -c 0" PIN1="taskset -c 1"; fi
+# shellcheck source=lib.sh
+. "$ROOT/bench/l7/lib.sh"
+needs wrk taskset setsid
 
 (cd "$SHARED/bench/backend" && go build -o "$RUN/backend" .)
 (cd "$ROOT" && go build -o "$RUN/portcullis" ./cmd/portcullis && go build -o "$RUN/jwttoken" ./bench/l7/jwttoken)
@@ -72,33 +69,28 @@ for n in plain rs es; do
 	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$n]}/")
 	if [ $n != plain ] && [ "$code" != 401 ]; then echo "$n without a token: $code, want 401" >&2; exit 1; fi
 done
-cpu() { awk '{print $14+$15}' "/proc/$PID/stat"; }
-TCK=$(getconf CLK_TCK)
 : >"$RUN/results"
 order=(plain rs es)
 for r in $(seq 1 "$ROUNDS"); do
 	for n in "${order[@]}"; do
 		# shellcheck disable=SC2086
 		timeout 30 $PIN1 wrk -t2 -c"$CONNS" -d1s -H "$(hdr $n)" "http://127.0.0.1:${PORT[$n]}/" >/dev/null
-		a=$(cpu)
+		a=$(cpu $PID)
 		# shellcheck disable=SC2086
 		timeout $((SECS + 30)) $PIN1 wrk -t2 -c"$CONNS" -d"${SECS}s" -H "$(hdr $n)" "http://127.0.0.1:${PORT[$n]}/" >"$RUN/wrk.$n.$r"
-		b=$(cpu)
+		b=$(cpu $PID)
 		reqs=$(awk '/requests in/{print $1}' "$RUN/wrk.$n.$r")
 		non2xx=$(awk '/Non-2xx/{print $NF}' "$RUN/wrk.$n.$r")
-		us=$(echo "($b - $a) * 1000000 / $TCK / $reqs" | bc -l)
+		us=$(us_per_req "$a" "$b" "$reqs")
 		printf '%s %s %s %.2f %s\n' "$r" "$n" "$reqs" "$us" "${non2xx:-0}" | tee -a "$RUN/results" >&2
 	done
 	order=("${order[@]:1}" "${order[0]}")
 done
 echo
 printf '%-6s %10s %10s %8s %8s\n' route req/round us/req vs_plain non2xx
+base=$(median_of plain "$RUN/results")
 for n in plain rs es; do
-	awk -v n=$n '$2==n {print $4}' "$RUN/results" | sort -n | awk 'NR==1{} {a[NR]=$1} END{print a[int((NR+1)/2)]}' >"$RUN/med.$n"
-done
-base=$(cat "$RUN/med.plain")
-for n in plain rs es; do
-	m=$(cat "$RUN/med.$n")
+	m=$(median_of $n "$RUN/results")
 	reqs=$(awk -v n=$n '$2==n {s+=$3; c++} END{printf "%d", s/c}' "$RUN/results")
 	bad=$(awk -v n=$n '$2==n {s+=$5} END{print s+0}' "$RUN/results")
 	printf '%-6s %10s %10.2f %8.2f %8s\n' $n "$reqs" "$m" "$(echo "$m / $base" | bc -l)" "$bad"
