@@ -4,4 +4,4 @@ package bpf
 
 // SourceHash fingerprints the C sources and bpf2go flags the committed
 // objects were built from.
-const SourceHash = "964c41a2891123d168e2118b34f82a6f27ed8bdd7faad84827d9f3b8dac36c1c"
+const SourceHash = "e599f217ce7d26c3e675e15a776b7c821bf21ccf7b9be80cdabd3f4c1e111605"

@@ -236,6 +236,18 @@ static __always_inline __u16 csum_fold(__u32 sum)
 }
 
 /*
+ * This interface's MAC as the frame's source, byte by byte through the
+ * volatile: a memcpy would drop the qualifier and clang would fold the
+ * zero initialiser.
+ */
+static __always_inline void set_src_mac(struct ethhdr *eth)
+{
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++)
+		eth->h_source[i] = local_mac[i];
+}
+
+/*
  * Moves the L2 header (14 bytes, or 18 with a VLAN tag) from shift bytes
  * further on to the new start of the frame, after bpf_xdp_adjust_head
  * grew (shift > 0) the headroom. The ranges do not overlap for the
@@ -252,9 +264,7 @@ static __always_inline void move_l2(void *data, __u32 l3off, int shift,
 		__builtin_memcpy(data + ETH_HDR_LEN, data + shift + ETH_HDR_LEN,
 				 VLAN_HDR_LEN);
 	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
-#pragma unroll
-	for (int i = 0; i < ETH_ALEN; i++)
-		eth->h_source[i] = local_mac[i];
+	set_src_mac(eth);
 }
 
 /*
@@ -407,6 +417,20 @@ static __noinline int icmp_too_big6(struct xdp_md *ctx, __u32 l3off, __u32 overh
 }
 
 /*
+ * The UDP header of GUE variant 1 in front of an inner packet of
+ * inner_len bytes (see encap4 below): source port from the per-flow bits,
+ * checksum 0.
+ */
+static __always_inline void gue_udp(struct udphdr *u, const struct backend *be,
+				    __u32 bits, __u32 inner_len)
+{
+	u->source = bpf_htons(GUE_SPORT_BASE | (bits >> 18));
+	u->dest = bpf_htons(be->encap_port);
+	u->len = bpf_htons(inner_len + UDP_HDR_LEN);
+	u->check = 0;
+}
+
+/*
  * IP-in-IP (RFC 2003, protocol 4) or IPv6-in-IPv6 (RFC 2473, next header
  * 41) to the backend's address, or with udp, GUE variant 1 (the client's
  * IP packet right after an outer IP and UDP header, to port
@@ -478,12 +502,7 @@ static __always_inline int encap4(struct xdp_md *ctx, const struct backend *be,
 		sum += w[i];
 	o->check = csum_fold(sum);
 	if (udp) {
-		struct udphdr *u = (void *)(o + 1);
-
-		u->source = bpf_htons(GUE_SPORT_BASE | (bits >> 18));
-		u->dest = bpf_htons(be->encap_port);
-		u->len = bpf_htons(inner_len + UDP_HDR_LEN);
-		u->check = 0;
+		gue_udp((void *)(o + 1), be, bits, inner_len);
 		GSTAT_INC(encap_gue);
 	} else {
 		GSTAT_INC(encap_v4);
@@ -533,12 +552,7 @@ static __always_inline int encap6(struct xdp_md *ctx, const struct backend *be,
 	o->saddr.in6_u.u6_addr32[3] = encap_src6[3] | (bpf_htonl(bits) & encap_mask6);
 	__builtin_memcpy(&o->daddr, be->addr, 16);
 	if (udp) {
-		struct udphdr *u = (void *)(o + 1);
-
-		u->source = bpf_htons(GUE_SPORT_BASE | (bits >> 18));
-		u->dest = bpf_htons(be->encap_port);
-		u->len = bpf_htons(inner_len + UDP_HDR_LEN);
-		u->check = 0;
+		gue_udp((void *)(o + 1), be, bits, inner_len);
 		GSTAT_INC(encap_gue);
 	} else {
 		GSTAT_INC(encap_v6);
@@ -585,13 +599,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 		 * changes either.
 		 */
 		__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
-		/*
-		 * Byte by byte through the volatile: a memcpy would drop the
-		 * qualifier and clang would fold the zero initialiser.
-		 */
-#pragma unroll
-		for (int i = 0; i < ETH_ALEN; i++)
-			eth->h_source[i] = local_mac[i];
+		set_src_mac(eth);
 		return XDP_TX;
 	}
 	if (be->mode == BE_MODE_IPIP || be->mode == BE_MODE_GUE)

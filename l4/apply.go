@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -12,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/portcullis-lb/portcullis/bpf"
+	"github.com/portcullis-lb/portcullis/l4/internal/bpfconv"
 	"github.com/portcullis-lb/portcullis/l4/maglev"
 )
 
@@ -444,28 +444,14 @@ func filterIndex(k bpf.LBVipKey, n uint32) uint32 {
 	return (d3 ^ d3>>16 ^ uint32(k.Port)) & (n - 1)
 }
 
-// addrWords lays out an address (v4-mapped for IPv4) as the u32 words
-// the BPF structs hold, so it marshals back to the same 16 bytes.
-func addrWords(a netip.Addr) [4]uint32 {
-	var w [4]uint32
-	if !a.IsValid() {
-		return w
-	}
-	b := a.As16()
-	for i := range w {
-		w[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return w
-}
-
 func vipKey(a netip.Addr, port uint16, proto uint8) bpf.LBVipKey {
 	// The port sits in network order in memory; the struct marshals
 	// little-endian.
-	return bpf.LBVipKey{Addr: addrWords(a), Port: bits.ReverseBytes16(port), Proto: proto}
+	return bpf.LBVipKey{Addr: bpfconv.AddrWords(a), Port: bits.ReverseBytes16(port), Proto: proto}
 }
 
 func backendRecord(b *Backend, num uint32, guePort uint16) bpf.LBBackend {
-	rec := bpf.LBBackend{VipNum: num, Addr: addrWords(b.Addr)}
+	rec := bpf.LBBackend{VipNum: num, Addr: bpfconv.AddrWords(b.Addr)}
 	switch b.Mode {
 	case ModeLocal:
 		rec.Mode = beModeLocal

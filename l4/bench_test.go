@@ -3,13 +3,12 @@ package l4
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/portcullis-lb/portcullis/bpf"
+	"github.com/portcullis-lb/portcullis/l4/internal/xdpbench"
 )
 
 // Benchmarks follow LAB.md: one BPF_PROG_TEST_RUN per distinct packet
@@ -22,27 +21,8 @@ import (
 
 func runMedian(b *testing.B, prog *ebpf.Program, next func(i int) []byte) {
 	b.Helper()
-	durs := make([]time.Duration, 0, b.N)
-	for i := 0; b.Loop(); i++ {
-		_, d, err := prog.Benchmark(next(i), 1, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		durs = append(durs, d)
-	}
-	slices.Sort(durs)
-	b.ReportMetric(float64(durs[len(durs)/2].Nanoseconds()), "ns/pkt")
+	durs := xdpbench.RunMedian(b, prog, next)
 	b.ReportMetric(float64(durs[len(durs)*9/10].Nanoseconds()), "p90-ns/pkt")
-	// The kernel's clock is coarse (10 ns steps here), so the median
-	// moves in steps; the mean of the middle 80% resolves smaller changes.
-	var sum time.Duration
-	mid := durs[len(durs)/10 : len(durs)*9/10]
-	for _, d := range mid {
-		sum += d
-	}
-	if len(mid) > 0 {
-		b.ReportMetric(float64(sum.Nanoseconds())/float64(len(mid)), "tmean-ns/pkt")
-	}
 }
 
 func benchEnv(b *testing.B) *env {
@@ -53,10 +33,15 @@ func benchEnv(b *testing.B) *env {
 // insert (the new-flow cost), 1 makes nearly every SYN skip the insert
 // (the cost under a flood, and what Katran measures at these rates).
 func benchEnvGuard(b *testing.B, synRate uint32) *env {
-	cfg := fixtureConfig()
+	return benchEnvOf(b, fixtureConfig(), fixtureServices(), synRate)
+}
+
+// benchEnvOf is an env for cfg and svcs with the benchmarks' conntrack
+// size and the SYN flood guard at synRate.
+func benchEnvOf(b *testing.B, cfg Config, svcs []Service, synRate uint32) *env {
 	cfg.ConntrackSize = benchCTSize
 	cfg.SYNFloodRate = synRate
-	return newEnv(b, cfg, fixtureServices())
+	return newEnv(b, cfg, svcs)
 }
 
 // newFlowModes are the two costs of a SYN: with its conntrack insert, and

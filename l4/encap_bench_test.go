@@ -16,10 +16,7 @@ import (
 func encapBenchEnv(b *testing.B) *env { return encapBenchEnvGuard(b, NoSYNFloodGuard) }
 
 func encapBenchEnvGuard(b *testing.B, synRate uint32) *env {
-	cfg := encapConfig()
-	cfg.ConntrackSize = benchCTSize
-	cfg.SYNFloodRate = synRate
-	return newEnv(b, cfg, encapServices())
+	return benchEnvOf(b, encapConfig(), encapServices(), synRate)
 }
 
 // BenchmarkXDPEncapNewFlow: with the conntrack insert, and past the SYN

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-lb/portcullis/l4/internal/inetsum"
 )
 
 // The encapsulation fixtures (issue #11): VIPs whose backends are
@@ -85,7 +87,7 @@ func wantEncap(in []byte, p pkt, be *Backend) []byte {
 		s, d := OuterSource(encapSrc4, p.src, p.sport).As4(), be.Addr.Unmap().As4()
 		copy(h[12:], s[:])
 		copy(h[16:], d[:])
-		binary.BigEndian.PutUint16(h[10:], csumFold(csumAdd(0, h)))
+		binary.BigEndian.PutUint16(h[10:], inetsum.Fold(inetsum.Add(0, h)))
 		out = append(out, h...)
 	} else {
 		h := make([]byte, 40)
@@ -119,11 +121,11 @@ func wantTooBig(in []byte, p pkt, overhead uint32) []byte {
 		ip[8], ip[9] = 64, 1
 		copy(ip[12:], quote[16:20])
 		copy(ip[16:], quote[12:16])
-		binary.BigEndian.PutUint16(ip[10:], csumFold(csumAdd(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], inetsum.Fold(inetsum.Add(0, ip)))
 		icmp := []byte{3, 4, 0, 0, 0, 0, 0, 0}
 		binary.BigEndian.PutUint16(icmp[6:], uint16(encapMTU-overhead))
 		icmp = append(icmp, quote...)
-		binary.BigEndian.PutUint16(icmp[2:], csumFold(csumAdd(0, icmp)))
+		binary.BigEndian.PutUint16(icmp[2:], inetsum.Fold(inetsum.Add(0, icmp)))
 		return append(append(out, ip...), icmp...)
 	}
 	quote := in[l3 : l3+48]
@@ -136,9 +138,9 @@ func wantTooBig(in []byte, p pkt, overhead uint32) []byte {
 	icmp := []byte{2, 0, 0, 0, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(icmp[4:], encapMTU-overhead)
 	icmp = append(icmp, quote...)
-	sum := csumAdd(0, ip[8:40])
+	sum := inetsum.Add(0, ip[8:40])
 	sum += 56 + 58
-	binary.BigEndian.PutUint16(icmp[2:], csumFold(csumAdd(sum, icmp)))
+	binary.BigEndian.PutUint16(icmp[2:], inetsum.Fold(inetsum.Add(sum, icmp)))
 	return append(append(out, ip...), icmp...)
 }
 
@@ -164,7 +166,7 @@ func checkIP(t *testing.T, p []byte, v6 bool) {
 	var body []byte
 	if !v6 {
 		hl := int(p[0]&0xf) * 4
-		if csumFold(csumAdd(0, p[:hl])) != 0 {
+		if inetsum.Fold(inetsum.Add(0, p[:hl])) != 0 {
 			t.Errorf("bad IPv4 header checksum in %x", p[:hl])
 		}
 		tot := int(binary.BigEndian.Uint16(p[2:]))
@@ -179,7 +181,7 @@ func checkIP(t *testing.T, p []byte, v6 bool) {
 	case 41:
 		checkIP(t, body, true)
 	case 1:
-		if csumFold(csumAdd(0, body)) != 0 {
+		if inetsum.Fold(inetsum.Add(0, body)) != 0 {
 			t.Errorf("bad ICMP checksum")
 		}
 	case 17:
@@ -192,10 +194,10 @@ func checkIP(t *testing.T, p []byte, v6 bool) {
 		}
 		fallthrough
 	case 6, 58:
-		sum := csumAdd(0, src)
-		sum = csumAdd(sum, dst)
+		sum := inetsum.Add(0, src)
+		sum = inetsum.Add(sum, dst)
 		sum += uint32(proto) + uint32(len(body))
-		if csumFold(csumAdd(sum, body)) != 0 {
+		if inetsum.Fold(inetsum.Add(sum, body)) != 0 {
 			t.Errorf("bad protocol %d checksum", proto)
 		}
 	}

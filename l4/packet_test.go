@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/portcullis-lb/portcullis/l4/internal/inetsum"
 )
 
 // pkt describes a test frame; build() lays it out with correct IPv4,
@@ -97,11 +99,11 @@ func (p pkt) l4(v6 bool) []byte {
 	if !v6 {
 		s, d = p.src.Unmap().AsSlice(), p.dst.Unmap().AsSlice()
 	}
-	sum = csumAdd(sum, s)
-	sum = csumAdd(sum, d)
+	sum = inetsum.Add(sum, s)
+	sum = inetsum.Add(sum, d)
 	sum += uint32(p.proto) + uint32(len(seg))
-	sum = csumAdd(sum, seg)
-	c := csumFold(sum)
+	sum = inetsum.Add(sum, seg)
+	c := inetsum.Fold(sum)
 	if p.proto == 17 && c == 0 {
 		c = 0xffff
 	}
@@ -143,7 +145,7 @@ func (p pkt) ipv4(l4 []byte) []byte {
 	copy(h[12:], s[:])
 	copy(h[16:], d[:])
 	copy(h[20:], opts)
-	binary.BigEndian.PutUint16(h[10:], csumFold(csumAdd(0, h)))
+	binary.BigEndian.PutUint16(h[10:], inetsum.Fold(inetsum.Add(0, h)))
 	return append(h, l4...)
 }
 
@@ -175,23 +177,6 @@ func (p pkt) ipv6(l4 []byte) []byte {
 	copy(h[8:], s[:])
 	copy(h[24:], d[:])
 	return append(h, body...)
-}
-
-func csumAdd(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
-
-func csumFold(sum uint32) uint16 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 func (p pkt) withSrc(a netip.Addr) pkt { p.src = a; return p }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-lb/portcullis/bpf"
+	"github.com/portcullis-lb/portcullis/l4/internal/bpfconv"
 )
 
 // Stats is a snapshot of the fast path's counters, summed over CPUs.
@@ -97,7 +98,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 	}
 	var gsum bpf.LBGlobalCounters
 	sumInto(&gsum, g)
-	for name, v := range fieldsOf(&gsum) {
+	for name, v := range bpfconv.Fields(&gsum) {
 		st.Global[name] = v
 	}
 	st.Conntrack = ConntrackStats{
@@ -191,22 +192,6 @@ func sumInto[T any](dst *T, percpu []T) {
 			}
 		}
 	}
-}
-
-// fieldsOf names the uint64 fields of a generated counter struct by their
-// C names (bpf2go's CamelCase undone), so a counter added in C appears in
-// Stats and metrics with no Go change.
-func fieldsOf(p any) map[string]uint64 {
-	v := reflect.ValueOf(p).Elem()
-	out := map[string]uint64{}
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Type().Field(i)
-		if f.Type.Kind() != reflect.Uint64 {
-			continue
-		}
-		out[snake(f.Name)] = v.Field(i).Uint()
-	}
-	return out
 }
 
 // Collector exports the counters as portcullis_l4_* metrics. Each scrape
@@ -321,20 +306,4 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBEUp, up, s.Name, b.Name)
 		}
 	}
-}
-
-// snake turns bpf2go's PassTruncL2 back into pass_trunc_l2.
-func snake(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			if i > 0 {
-				b = append(b, '_')
-			}
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return string(b)
 }

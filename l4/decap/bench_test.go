@@ -2,13 +2,10 @@ package decap
 
 import (
 	"net/netip"
-	"slices"
 	"testing"
-	"time"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/portcullis-lb/portcullis/bpf"
+	"github.com/portcullis-lb/portcullis/l4/internal/xdpbench"
 )
 
 // Decap cost, measured as l4's benchmarks are (../shared/LAB.md): one
@@ -16,28 +13,6 @@ import (
 // and trimmed mean; BenchmarkDecapFloor is the empty program the same way.
 //
 //	go test ./l4/decap/ -run '^$' -bench . -benchtime 20000x
-
-func runMedian(b *testing.B, prog *ebpf.Program, next func(i int) []byte) {
-	b.Helper()
-	durs := make([]time.Duration, 0, b.N)
-	for i := 0; b.Loop(); i++ {
-		_, d, err := prog.Benchmark(next(i), 1, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		durs = append(durs, d)
-	}
-	slices.Sort(durs)
-	b.ReportMetric(float64(durs[len(durs)/2].Nanoseconds()), "ns/pkt")
-	var sum time.Duration
-	mid := durs[len(durs)/10 : len(durs)*9/10]
-	for _, d := range mid {
-		sum += d
-	}
-	if len(mid) > 0 {
-		b.ReportMetric(float64(sum.Nanoseconds())/float64(len(mid)), "tmean-ns/pkt")
-	}
-}
 
 // frames are 4096 encapsulated SYNs of distinct flows.
 func frames(v6 bool) func(int) []byte {
@@ -63,24 +38,24 @@ func BenchmarkDecapFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer objs.Close()
-	runMedian(b, objs.XdpPass, frames(false))
+	xdpbench.RunMedian(b, objs.XdpPass, frames(false))
 }
 
 func BenchmarkDecapIPv4(b *testing.B) {
 	p := load(b)
-	runMedian(b, p.objs.XdpDecap, frames(false))
+	xdpbench.RunMedian(b, p.objs.XdpDecap, frames(false))
 }
 
 func BenchmarkDecapIPv6(b *testing.B) {
 	p := load(b)
-	runMedian(b, p.objs.XdpDecap, frames(true))
+	xdpbench.RunMedian(b, p.objs.XdpDecap, frames(true))
 }
 
 // BenchmarkDecapNotAllowed: an allow-list miss (dropped).
 func BenchmarkDecapNotAllowed(b *testing.B) {
 	p := load(b)
 	next := frames(false)
-	runMedian(b, p.objs.XdpDecap, func(i int) []byte {
+	xdpbench.RunMedian(b, p.objs.XdpDecap, func(i int) []byte {
 		f := append([]byte{}, next(i)...)
 		copy(f[14+12:], stranger4.AsSlice())
 		return f

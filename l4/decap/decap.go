@@ -10,7 +10,6 @@
 package decap
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/portcullis-lb/portcullis/bpf"
 	"github.com/portcullis-lb/portcullis/l4"
+	"github.com/portcullis-lb/portcullis/l4/internal/bpfconv"
 )
 
 // Config is fixed for the life of a Program.
@@ -124,7 +123,7 @@ func New(cfg Config, log *slog.Logger) (*Program, error) {
 		}
 	}
 	for _, a := range cfg.Local {
-		if err := p.objs.DecapLocal.Put(addrWords(a), uint32(1)); err != nil {
+		if err := p.objs.DecapLocal.Put(bpfconv.AddrWords(a), uint32(1)); err != nil {
 			p.objs.Close()
 			return nil, fmt.Errorf("decap: local %s: %w", a, err)
 		}
@@ -140,18 +139,7 @@ func PrefixKey(p netip.Prefix) bpf.DecapDecapPrefix {
 	if p.Addr().Is4() {
 		bits += 96
 	}
-	return bpf.DecapDecapPrefix{Prefixlen: uint32(bits), Addr: addrWords(p.Addr())}
-}
-
-// addrWords lays out an address (v4-mapped for IPv4) as the u32 words
-// the BPF structs hold, so it marshals back to the same 16 bytes.
-func addrWords(a netip.Addr) [4]uint32 {
-	var w [4]uint32
-	b := a.As16()
-	for i := range w {
-		w[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return w
+	return bpf.DecapDecapPrefix{Prefixlen: uint32(bits), Addr: bpfconv.AddrWords(p.Addr())}
 }
 
 // Attach attaches the program to Config.Interface.
@@ -186,32 +174,12 @@ func readStats(m *ebpf.Map) (Stats, error) {
 		return nil, fmt.Errorf("decap: read counters: %w", err)
 	}
 	st := Stats{}
-	for _, c := range percpu {
-		v := reflect.ValueOf(c)
-		for i := 0; i < v.NumField(); i++ {
-			f := v.Type().Field(i)
-			if f.Type.Kind() == reflect.Uint64 {
-				st[snake(f.Name)] += v.Field(i).Uint()
-			}
+	for i := range percpu {
+		for k, v := range bpfconv.Fields(&percpu[i]) {
+			st[k] += v
 		}
 	}
 	return st, nil
-}
-
-// snake turns bpf2go's DropNotAllowed back into drop_not_allowed.
-func snake(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			if i > 0 {
-				b = append(b, '_')
-			}
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return string(b)
 }
 
 // DefaultPinDir is where a running `portcullis decap` pins its counters

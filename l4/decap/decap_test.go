@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/portcullis-lb/portcullis/l4/internal/inetsum"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden packet files in testdata")
@@ -93,23 +95,6 @@ func run(t testing.TB, p *Program, in []byte) (uint32, []byte) {
 	return ret, opts.DataOut
 }
 
-func csum(sum uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
 // tcpSeg is a SYN from sport to 80 with a valid checksum.
 func tcpSeg(src, dst netip.Addr, sport uint16) []byte {
 	h := make([]byte, 20)
@@ -119,9 +104,9 @@ func tcpSeg(src, dst netip.Addr, sport uint16) []byte {
 	h[12], h[13] = 5<<4, 0x02
 	binary.BigEndian.PutUint16(h[14:], 65535)
 	seg := append(h, "hello"...)
-	sum := csum(csum(0, src.AsSlice()), dst.AsSlice())
+	sum := inetsum.Add(inetsum.Add(0, src.AsSlice()), dst.AsSlice())
 	sum += 6 + uint32(len(seg))
-	binary.BigEndian.PutUint16(seg[16:], fold(csum(sum, seg)))
+	binary.BigEndian.PutUint16(seg[16:], inetsum.Fold(inetsum.Add(sum, seg)))
 	return seg
 }
 
@@ -134,7 +119,7 @@ func ip4(src, dst netip.Addr, proto uint8, opts, body []byte) []byte {
 	copy(h[12:], src.AsSlice())
 	copy(h[16:], dst.AsSlice())
 	copy(h[20:], opts)
-	binary.BigEndian.PutUint16(h[10:], fold(csum(0, h)))
+	binary.BigEndian.PutUint16(h[10:], inetsum.Fold(inetsum.Add(0, h)))
 	return append(h, body...)
 }
 
