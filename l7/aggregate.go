@@ -144,9 +144,7 @@ type aggResult struct {
 // serveAggregate answers a request matched to a route with an aggregate.
 func (p *Proxy) serveAggregate(g *Generation, ag *routeAggregate, w http.ResponseWriter, r *http.Request, st *reqState, rs *routeStats, start time.Time) {
 	res := &st.match
-	if len(r.Header[g.idHeader]) == 0 {
-		res.RequestID = string(st.fwd.id)
-	}
+	templateRequestID(g, r, st)
 	// Templates are expanded here, before the calls start: st is the
 	// request goroutine's.
 	targets := make([]string, len(ag.calls))

@@ -87,15 +87,7 @@ func userOrders(w http.ResponseWriter, r *http.Request) {
 
 func getAgg(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	resp, err := plainClient.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := get(t, url, nil)
 	return resp, string(b)
 }
 

@@ -3,10 +3,9 @@ package l7
 import (
 	"bufio"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,16 +15,41 @@ import (
 // benchUpstream is a minimal keep-alive HTTP/1.1 server (64-byte answers),
 // cheaper than net/http so the benchmark's numbers are mostly the proxy's.
 func benchUpstream(tb testing.TB) string {
+	body := strings.Repeat("x", 64)
+	return fixedUpstream(tb, []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
+}
+
+// fixedUpstream answers every GET on a keep-alive connection with resp,
+// allocating nothing per request.
+func fixedUpstream(tb testing.TB, resp []byte) string {
+	return serveConns(tb, func(c net.Conn, br *bufio.Reader) {
+		for {
+			// Read one request head (the proxy sends no bodies here).
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) == 2 {
+					break
+				}
+			}
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serveConns listens on a loopback port until the test ends and runs
+// handle for each connection in a goroutine of its own, closing the
+// connection when handle returns.
+func serveConns(tb testing.TB, handle func(c net.Conn, br *bufio.Reader)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	body := make([]byte, 64)
-	for i := range body {
-		body[i] = 'x'
-	}
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -34,26 +58,44 @@ func benchUpstream(tb testing.TB) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// Read one request head (the proxy sends no bodies here).
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) == 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
+				handle(c, bufio.NewReader(c))
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// benchRequests is the benchmark loop of rc's request, after one request
+// outside the timer.
+func benchRequests(b *testing.B, rc *rawClient) {
+	rc.do(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rc.do(b)
+	}
+}
+
+// skipAllocMeasurement skips the allocation-budget tests where their
+// numbers mean nothing.
+func skipAllocMeasurement(t *testing.T) {
+	t.Helper()
+	if testing.Short() || raceEnabled {
+		t.Skip("measures allocations over real sockets, without the race detector")
+	}
+}
+
+// allocsPerRequest sends warm requests on rc (to fill the pools), waits
+// settle, then measures the allocations of one request over runs.
+func allocsPerRequest(t *testing.T, rc *rawClient, warm, runs int, settle time.Duration) float64 {
+	t.Helper()
+	for range warm {
+		rc.do(t)
+	}
+	if settle > 0 {
+		time.Sleep(settle)
+	}
+	return testing.AllocsPerRun(runs, func() { rc.do(t) })
 }
 
 // rawClient sends keep-alive GETs on one connection and reads the answers
@@ -106,12 +148,7 @@ func BenchmarkProxyH1KeepAlive(b *testing.B) {
 	up := benchUpstream(b)
 	_, addr := startProxy(b, []string{up}, proxyOpts{})
 	rc := newRawClient(b, addr)
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 }
 
 // maxAllocsPerRequest is the allocation budget of one proxied HTTP/1.1
@@ -123,25 +160,16 @@ func BenchmarkProxyH1KeepAlive(b *testing.B) {
 const maxAllocsPerRequest = 22
 
 func TestAllocationBudgetOfAProxiedRequest(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	up := benchUpstream(t)
 	_, addr := startProxy(t, []string{up}, proxyOpts{})
 	rc := newRawClient(t, addr)
-	for range 100 {
-		rc.do(t) // warm the pools
-	}
-	time.Sleep(10 * time.Millisecond)
-	n := testing.AllocsPerRun(2000, func() { rc.do(t) })
+	n := allocsPerRequest(t, rc, 100, 2000, 10*time.Millisecond)
 	t.Logf("%.1f allocations per proxied request", n)
 	if n > maxAllocsPerRequest {
 		t.Errorf("%.1f allocations per request, budget %d", n, maxAllocsPerRequest)
 	}
 }
-
-var _ = io.Discard
-var _ http.Header
 
 // startLean serves the proxy's "web" listener with the lean HTTP/1.1
 // server (l7/internal/h1) on a socket of its own.
@@ -170,12 +198,7 @@ func BenchmarkProxyH1LeanServer(b *testing.B) {
 	up := benchUpstream(b)
 	p, _ := startProxy(b, []string{up}, proxyOpts{})
 	rc := newRawClient(b, startLean(b, p))
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 }
 
 // maxAllocsLean is the budget with the lean server: the request head as one
@@ -183,16 +206,11 @@ func BenchmarkProxyH1LeanServer(b *testing.B) {
 const maxAllocsLean = 4
 
 func TestAllocationBudgetWithTheLeanServer(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	up := benchUpstream(t)
 	p, _ := startProxy(t, []string{up}, proxyOpts{})
 	rc := newRawClient(t, startLean(t, p))
-	for range 100 {
-		rc.do(t)
-	}
-	n := testing.AllocsPerRun(2000, func() { rc.do(t) })
+	n := allocsPerRequest(t, rc, 100, 2000, 0)
 	t.Logf("%.1f allocations per proxied request (lean server)", n)
 	if n > maxAllocsLean {
 		t.Errorf("%.1f allocations per request, budget %d", n, maxAllocsLean)
@@ -206,10 +224,5 @@ func BenchmarkProxyH1LeanServerAccessLog(b *testing.B) {
 	logFile := b.TempDir() + "/access.log"
 	p, _ := startProxy(b, []string{up}, proxyOpts{l7: "  access_log: {enabled: true, path: " + logFile + "}\n"})
 	rc := newRawClient(b, startLean(b, p))
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 }

@@ -630,19 +630,14 @@ func TestCacheMetricsAreExported(t *testing.T) {
 const maxAllocsCacheHit = 5
 
 func TestAllocationBudgetOfACacheHit(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	u := newCacheUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		io.WriteString(w, strings.Repeat("x", 64))
 	})
 	_, base := startCacheProxy(t, u, "{max_bytes: 1048576}")
 	rc := newRawClient(t, strings.TrimPrefix(base, "http://"))
-	for range 100 {
-		rc.do(t)
-	}
-	n := testing.AllocsPerRun(2000, func() { rc.do(t) })
+	n := allocsPerRequest(t, rc, 100, 2000, 0)
 	t.Logf("%.1f allocations per cache hit", n)
 	if n > maxAllocsCacheHit || u.count("/bench") != 1 {
 		t.Errorf("%.1f allocations per hit (budget %d), upstream saw %d", n, maxAllocsCacheHit, u.count("/bench"))
@@ -660,12 +655,7 @@ func BenchmarkCacheHit(b *testing.B) {
 	_, base := startCacheProxy(b, u, "{max_bytes: 1048576}")
 	rc := newRawClient(b, strings.TrimPrefix(base, "http://"))
 	rc.do(b)
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 	if u.count("/bench") != 1 {
 		b.Fatalf("upstream saw %d requests", u.count("/bench"))
 	}

@@ -306,13 +306,9 @@ func (p *Proxy) answerFromCache(w http.ResponseWriter, r *http.Request, st *reqS
 	p.finish(r, st, rs, "", "", code, n, start, 0)
 }
 
-// serveEntry writes e: its header, Age (RFC 9111 §5.1), the hop's
-// decoration and Cache-Status; 304 when the client's conditionals match
-// (RFC 9110 §13.1.1, §13.1.3).
-func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, st *reqState, e *cache.Entry, now time.Time, status string) (int, int64) {
-	return p.writeEntry(w, r, st, e, now, cache.Status(status))
-}
-
+// writeEntry writes e: its header, Age (RFC 9111 §5.1), the hop's
+// decoration and member added to Cache-Status; 304 when the client's
+// conditionals match (RFC 9110 §13.1.1, §13.1.3).
 func (p *Proxy) writeEntry(w http.ResponseWriter, r *http.Request, st *reqState, e *cache.Entry, now time.Time, member string) (int, int64) {
 	h := w.Header()
 	for k, v := range e.Header {
@@ -479,7 +475,7 @@ func (cw *cacheWriter) WriteHeader(code int) {
 			c.Revalidated.Add(1)
 			clear(h)
 			cw.swallow = true
-			cw.p.serveEntry(cw.rw, st.in, st, ne, now, "fwd=stale; fwd-status=304"+cache.TTLParam(ne.TTL(now)))
+			cw.p.writeEntry(cw.rw, st.in, st, ne, now, cache.Status("fwd=stale; fwd-status=304"+cache.TTLParam(ne.TTL(now))))
 			return
 		}
 		if code >= 500 && e.StaleIfError(now) {
@@ -487,7 +483,7 @@ func (cw *cacheWriter) WriteHeader(code int) {
 			c.Stale.Add(1)
 			clear(h)
 			cw.swallow = true
-			cw.p.serveEntry(cw.rw, st.in, st, e, now, "fwd=stale; fwd-status="+strconv.Itoa(code)+cache.TTLParam(e.TTL(now))+"; detail=stale-if-error")
+			cw.p.writeEntry(cw.rw, st.in, st, e, now, cache.Status("fwd=stale; fwd-status="+strconv.Itoa(code)+cache.TTLParam(e.TTL(now))+"; detail=stale-if-error"))
 			return
 		}
 	}

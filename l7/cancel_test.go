@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"net"
@@ -14,35 +15,21 @@ import (
 // answer: the upstream connection is closed right away, not when the
 // upstream answers.
 func TestAClientThatGoesAwayReleasesTheUpstreamAtOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	closed := make(chan time.Time, 8)
-	go func() {
+	up := serveConns(t, func(c net.Conn, _ *bufio.Reader) {
+		// Read the request, never answer, report when the proxy closes
+		// its side.
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Read(buf); err != nil {
+				closed <- time.Now()
 				return
 			}
-			go func() {
-				// Read the request, never answer, report when the proxy
-				// closes its side.
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						closed <- time.Now()
-						c.Close()
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	cert, key := selfSigned(t)
 	lis := ", tls: {certificates: [{cert_file: " + cert + ", key_file: " + key + "}]}"
-	_, addr := startProxy(t, []string{ln.Addr().String()}, proxyOpts{lis: lis, pool: "      timeouts: {response_header: 30s}\n"})
+	_, addr := startProxy(t, []string{up}, proxyOpts{lis: lis, pool: "      timeouts: {response_header: 30s}\n"})
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

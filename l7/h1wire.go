@@ -356,7 +356,7 @@ type respWriter interface {
 	Write([]byte) (int, error)
 }
 
-// copyBodyFromBuffer forwards a response body straight out of the upstream
+// copyBody forwards a response body straight out of the upstream
 // connection's read buffer (no intermediate copy). flush is called when the
 // buffer has run dry and the body streams, so event streams and slow
 // chunked bodies reach the client as they arrive.

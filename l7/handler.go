@@ -15,14 +15,7 @@ import (
 // ServeHTTP is the handler the listeners call. It loads the generation once;
 // the request uses it to the end.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g := p.gen.Load()
-	lc := g.byListener[listen.ListenerName(r.Context())]
-	if lc == nil {
-		// The listener is draining after a reload removed it.
-		writeError(w, http.StatusServiceUnavailable, "listener is shutting down", nil)
-		return
-	}
-	p.serveRequest(g, lc, w, r)
+	p.serveListener(listen.ListenerName(r.Context()), w, r)
 }
 
 // ListenerHandler returns a handler that serves requests as if they came in
@@ -30,14 +23,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // connection context (the lean HTTP/1.1 server, l7/internal/h1).
 func (p *Proxy) ListenerHandler(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g := p.gen.Load()
-		lc := g.byListener[name]
-		if lc == nil {
-			writeError(w, http.StatusServiceUnavailable, "listener is shutting down", nil)
-			return
-		}
-		p.serveRequest(g, lc, w, r)
+		p.serveListener(name, w, r)
 	})
+}
+
+// serveListener serves a request that came in on the named listener.
+func (p *Proxy) serveListener(name string, w http.ResponseWriter, r *http.Request) {
+	g := p.gen.Load()
+	lc := g.byListener[name]
+	if lc == nil {
+		// The listener is draining after a reload removed it.
+		writeError(w, http.StatusServiceUnavailable, "listener is shutting down", nil)
+		return
+	}
+	p.serveRequest(g, lc, w, r)
 }
 
 // serveRequest is the request path: match, pick, forward, account.
@@ -111,12 +110,8 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		p.finish(r, st, rs, res.Pool, "", http.StatusServiceUnavailable, 0, start, 0)
 		return
 	}
-	if len(r.Header[g.idHeader]) == 0 {
-		// For {request_id} templates. A real string: template results may
-		// outlive this function inside net/http's response buffers.
-		res.RequestID = string(st.fwd.id)
-	}
-	if xf != nil && xf.reqBody && !p.transformRequest(xf, w, r, st, rs, prt, &bm, start) {
+	templateRequestID(g, r, st)
+	if xf != nil && xf.changesRequest() && !p.transformRequest(xf, w, r, st, rs, prt, &bm, start) {
 		return
 	}
 	p.rewriteRequest(r, st)
@@ -234,6 +229,15 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 		// The upstream cut the body after the head went out: the client
 		// must see a broken response, not a complete-looking short one.
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// templateRequestID gives {request_id} templates the request's id when
+// the client sent none. A real string: template results may outlive the
+// request inside net/http's response buffers.
+func templateRequestID(g *Generation, r *http.Request, st *reqState) {
+	if len(r.Header[g.idHeader]) == 0 {
+		st.match.RequestID = string(st.fwd.id)
 	}
 }
 

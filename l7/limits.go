@@ -57,13 +57,7 @@ func (p *Proxy) uriTooLong(lc *listenerConf, w http.ResponseWriter, r *http.Requ
 	if n <= lc.maxURI {
 		return false
 	}
-	if r.ProtoMajor == 1 {
-		// A body, if any, is not read: end the connection rather than
-		// read it to reach the next request.
-		w.Header()["Connection"] = connCloseVal
-	}
-	writeError(w, http.StatusRequestURITooLong, "request target too long", st.fwd.id)
-	p.finish(r, st, nil, "", "", http.StatusRequestURITooLong, 0, start, 0)
+	p.refuseHead(w, r, st, http.StatusRequestURITooLong, "request target too long", start)
 	return true
 }
 
@@ -78,12 +72,17 @@ func (p *Proxy) tooManyHeaders(lc *listenerConf, w http.ResponseWriter, r *http.
 	if n <= lc.maxHeaders {
 		return false
 	}
-	if r.ProtoMajor == 1 {
-		w.Header()["Connection"] = connCloseVal
-	}
-	writeError(w, http.StatusRequestHeaderFieldsTooLarge, "too many header fields", st.fwd.id)
-	p.finish(r, st, nil, "", "", http.StatusRequestHeaderFieldsTooLarge, 0, start, 0)
+	p.refuseHead(w, r, st, http.StatusRequestHeaderFieldsTooLarge, "too many header fields", start)
 	return true
+}
+
+// refuseHead answers a request refused for its head, before routing. A
+// body, if any, is not read: an HTTP/1.x connection is ended rather than
+// read on to the next request.
+func (p *Proxy) refuseHead(w http.ResponseWriter, r *http.Request, st *reqState, status int, msg string, start time.Time) {
+	closeHTTP1(w, r)
+	writeError(w, status, msg, st.fwd.id)
+	p.finish(r, st, nil, "", "", status, 0, start, 0)
 }
 
 // limitBody applies the route's body limit: a Content-Length above it is
@@ -115,10 +114,15 @@ func (p *Proxy) limitBody(g *Generation, lc *listenerConf, w http.ResponseWriter
 // writeTooLarge answers 413 (RFC 9110 §15.5.14) and, for HTTP/1.x, ends
 // the connection: the rest of the body is not worth reading.
 func writeTooLarge(w http.ResponseWriter, r *http.Request, st *reqState) {
+	closeHTTP1(w, r)
+	writeFail(w, st, http.StatusRequestEntityTooLarge, "request body too large")
+}
+
+// closeHTTP1 ends an HTTP/1.x connection after the answer.
+func closeHTTP1(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = connCloseVal
 	}
-	writeFail(w, st, http.StatusRequestEntityTooLarge, "request body too large")
 }
 
 var connCloseVal = []string{"close"}

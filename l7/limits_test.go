@@ -21,6 +21,15 @@ import (
 	"github.com/quic-go/quic-go/http3"
 )
 
+// countingServer serves a countingUpstream until the test ends; it returns
+// the upstream and its address.
+func countingServer(t *testing.T) (*countingUpstream, string) {
+	up := &countingUpstream{}
+	us := httptest.NewServer(up)
+	t.Cleanup(us.Close)
+	return up, upstreamAddr(us)
+}
+
 // countingUpstream counts the requests whose head it saw and those whose
 // body it read whole: an over-limit request must never be complete there
 // (and, when refused by its Content-Length, never seen at all).
@@ -193,10 +202,8 @@ func TestRequestBodiesOverTheirLimitGet413AndNeverReachTheUpstream(t *testing.T)
 	}
 	for _, cl := range limitClients() {
 		t.Run(cl.name, func(t *testing.T) {
-			up := &countingUpstream{}
-			us := httptest.NewServer(up)
-			defer us.Close()
-			addr := limitsProxy(t, cl, upstreamAddr(us), "")
+			up, upAddr := countingServer(t)
+			addr := limitsProxy(t, cl, upAddr, "")
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					heads, complete := up.heads.Load(), up.complete.Load()
@@ -252,10 +259,8 @@ func TestAStreamedBodyPastItsLimitAbortsAnHTTP2Upstream(t *testing.T) {
 }
 
 func TestA413BeforeTheBodyIsNotPrecededBy100Continue(t *testing.T) {
-	up := &countingUpstream{}
-	us := httptest.NewServer(up)
-	defer us.Close()
-	addr := limitsProxy(t, limitClient{}, upstreamAddr(us), "")
+	up, upAddr := countingServer(t)
+	addr := limitsProxy(t, limitClient{}, upAddr, "")
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -284,10 +289,8 @@ func TestRequestTargetsOverMaxURIBytesGet414(t *testing.T) {
 	}
 	for _, cl := range limitClients() {
 		t.Run(cl.name, func(t *testing.T) {
-			up := &countingUpstream{}
-			us := httptest.NewServer(up)
-			defer us.Close()
-			addr := limitsProxy(t, cl, upstreamAddr(us), "")
+			up, upAddr := countingServer(t)
+			addr := limitsProxy(t, cl, upAddr, "")
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					heads := up.heads.Load()
@@ -305,10 +308,8 @@ func TestRequestTargetsOverMaxURIBytesGet414(t *testing.T) {
 }
 
 func TestTheDefaultURILimitIs8KiB(t *testing.T) {
-	up := &countingUpstream{}
-	us := httptest.NewServer(up)
-	defer us.Close()
-	_, addr := startProxy(t, []string{upstreamAddr(us)}, proxyOpts{})
+	_, upAddr := countingServer(t)
+	_, addr := startProxy(t, []string{upAddr}, proxyOpts{})
 	if status, _ := rawH1(t, addr, "/"+strings.Repeat("a", 8191), nil, false, false); status != 200 {
 		t.Fatalf("8 KiB: %d", status)
 	}
@@ -335,15 +336,13 @@ func TestARateLimitOnWhatTheClientSendsRunsBeforeAuthentication(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			up := &countingUpstream{}
-			us := httptest.NewServer(up)
-			defer us.Close()
+			_, upAddr := countingServer(t)
 			routes := fmt.Sprintf(`    - name: api
       pool: p
       jwt: {issuer: https://idp.test, audiences: [orders], keys: [{jwk: %s}]}
       rate_limit: {requests: 2, per: 1h, key: %q}
 `, s.jwk(t), tt.key)
-			_, addr := startProxy(t, []string{upstreamAddr(us)}, proxyOpts{routes: routes})
+			_, addr := startProxy(t, []string{upAddr}, proxyOpts{routes: routes})
 			var got [6]int
 			for i := range got {
 				tok := bad
@@ -364,10 +363,8 @@ func TestARateLimitOnWhatTheClientSendsRunsBeforeAuthentication(t *testing.T) {
 }
 
 func TestConnectionsRefusedPerAddressAreCountedInTheMetrics(t *testing.T) {
-	up := &countingUpstream{}
-	us := httptest.NewServer(up)
-	defer us.Close()
-	p, addr := startProxy(t, []string{upstreamAddr(us)}, proxyOpts{lis: ", max_conns_per_ip: 1"})
+	_, upAddr := countingServer(t)
+	p, addr := startProxy(t, []string{upAddr}, proxyOpts{lis: ", max_conns_per_ip: 1"})
 	first, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -414,58 +411,37 @@ func TestConnectionsRefusedPerAddressAreCountedInTheMetrics(t *testing.T) {
 // chunkedUpstream is benchUpstream for chunked request bodies: it reads a
 // head, then the chunk lines up to the last chunk, and answers 64 bytes.
 func chunkedUpstream(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + strings.Repeat("x", 64))
-	go func() {
+	return serveConns(tb, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			for inHead := true; ; {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if inHead && len(line) == 2 {
+					inHead = false
+					continue
+				}
+				if !inHead && string(line) == "0\r\n" {
+					br.ReadSlice('\n')
+					break
+				}
+			}
+			if _, err := c.Write(resp); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for inHead := true; ; {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if inHead && len(line) == 2 {
-							inHead = false
-							continue
-						}
-						if !inHead && string(line) == "0\r\n" {
-							br.ReadSlice('\n')
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func TestABodyLimitCostsARequestNoAllocation(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	measure := func(lis string) float64 {
 		_, addr := startProxy(t, []string{chunkedUpstream(t)}, proxyOpts{lis: lis})
 		rc := newRawClient(t, addr)
 		rc.req = []byte("POST /upload HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-		for range 100 {
-			rc.do(t)
-		}
-		return testing.AllocsPerRun(2000, func() { rc.do(t) })
+		return allocsPerRequest(t, rc, 100, 2000, 0)
 	}
 	without, with := measure(""), measure(", max_body_bytes: 1000")
 	t.Logf("%.1f allocations per chunked POST without a body limit, %.1f with one", without, with)
@@ -494,12 +470,7 @@ func BenchmarkForgedTokens(b *testing.B) {
 			rc := newRawClient(b, addr)
 			rc.req = []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " + good[:len(good)-4] + "AAAA\r\n\r\n")
 			rc.do(b)
-			rc.do(b)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				rc.do(b)
-			}
+			benchRequests(b, rc)
 		})
 	}
 }
@@ -533,9 +504,7 @@ func TestTheBodyCounterStopsAtTheLimit(t *testing.T) {
 // HTTP/1.1 server and HTTP/2 over TLS: one field over the limit is 431 and
 // never reaches the upstream; at the limit the request passes.
 func TestTooManyHeaderFieldsGet431(t *testing.T) {
-	up := &countingUpstream{}
-	us := httptest.NewServer(up)
-	defer us.Close()
+	up, upAddr := countingServer(t)
 	cert, key := selfSigned(t)
 	var protos http.Protocols
 	protos.SetHTTP2(true)
@@ -550,7 +519,7 @@ func TestTooManyHeaderFieldsGet431(t *testing.T) {
 			&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &protos}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, addr := startProxy(t, []string{upstreamAddr(us)}, proxyOpts{lis: tc.lis})
+			_, addr := startProxy(t, []string{upAddr}, proxyOpts{lis: tc.lis})
 			// Go's clients add Host (h1: the request line's; h2:
 			// :authority, not a field), User-Agent and Accept-Encoding.
 			for _, n := range []struct{ extra, status int }{{6, 200}, {12, 431}} {

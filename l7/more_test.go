@@ -163,9 +163,7 @@ func TestMetricsCountRequestsByRouteAndClass(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := freePort(t)
 	p, addr := startProxy(t, []string{upstreamAddr(up), dead}, proxyOpts{})
 	for _, path := range []string{"/", "/", "/missing", "/", "/"} {
 		res, err := http.Get("http://" + addr + path)
@@ -247,29 +245,14 @@ func TestAKeepAliveConnectionTheUpstreamClosedIsReplacedForAGet(t *testing.T) {
 	// An upstream that answers one request per connection and then closes
 	// it without saying so (no Connection: close), as servers with short
 	// keep-alive timeouts do.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(20 * time.Millisecond)
-			}()
+	up := serveConns(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	_, addr := startProxy(t, []string{ln.Addr().String()}, proxyOpts{pool: "      retries: {attempts: 0}\n"})
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(20 * time.Millisecond)
+	})
+	_, addr := startProxy(t, []string{up}, proxyOpts{pool: "      retries: {attempts: 0}\n"})
 	for i := range 3 {
 		res, err := http.Get("http://" + addr + "/")
 		if err != nil {

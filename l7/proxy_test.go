@@ -52,6 +52,21 @@ func (rc *recorder) last() *http.Request {
 	return rc.reqs[len(rc.reqs)-1]
 }
 
+// recordingUpstream is an upstream that records every request and
+// answers body (nothing when empty); it returns the recorder and the
+// upstream's address.
+func recordingUpstream(t *testing.T, body string) (*recorder, string) {
+	rec := &recorder{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.add(r)
+		if body != "" {
+			io.WriteString(w, body)
+		}
+	}))
+	t.Cleanup(up.Close)
+	return rec, upstreamAddr(up)
+}
+
 // proxyOpts shape the test config: YAML added to the pool and to l7, and
 // a last change to the compiled generation.
 type proxyOpts struct {
@@ -204,10 +219,8 @@ func TestHeadersAreRewrittenForTheUpstream(t *testing.T) {
 }
 
 func TestAnIncomingRequestIDIsPropagated(t *testing.T) {
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.add(r) }))
-	defer up.Close()
-	_, addr := startProxy(t, []string{upstreamAddr(up)}, proxyOpts{l7: "  echo_request_id: true\n"})
+	rec, up := recordingUpstream(t, "")
+	_, addr := startProxy(t, []string{up}, proxyOpts{l7: "  echo_request_id: true\n"})
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Header.Set("X-Request-Id", "abc-123")
 	res, err := http.DefaultClient.Do(req)
@@ -262,16 +275,9 @@ func TestSlowBodiesStreamAndEventStreamsFlush(t *testing.T) {
 
 func TestFailedEndpointsAreRetriedElsewhere(t *testing.T) {
 	// A port that refuses connections.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.add(r)
-		io.WriteString(w, "alive")
-	}))
-	defer up.Close()
-	_, addr := startProxy(t, []string{dead, upstreamAddr(up)}, proxyOpts{})
+	dead := freePort(t)
+	_, up := recordingUpstream(t, "alive")
+	_, addr := startProxy(t, []string{dead, up}, proxyOpts{})
 	for i := range 4 {
 		res, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("payload"))
 		if err != nil {

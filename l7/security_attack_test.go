@@ -7,9 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -19,12 +16,7 @@ import (
 // detail that helps an attacker), and the recording upstream must see
 // none of them.
 func TestHostileTokensNeverReachTheUpstream(t *testing.T) {
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.add(r)
-		io.WriteString(w, "ok")
-	}))
-	defer up.Close()
+	rec, up := recordingUpstream(t, "ok")
 	s := newSigner(t, "k1")
 	routes := fmt.Sprintf(`    - name: orders
       pool: p
@@ -33,7 +25,7 @@ func TestHostileTokensNeverReachTheUpstream(t *testing.T) {
         audiences: [orders]
         keys: [{jwk: %s}]
 `, s.jwk(t))
-	_, addr := startProxy(t, []string{upstreamAddr(up)}, proxyOpts{routes: routes})
+	_, addr := startProxy(t, []string{up}, proxyOpts{routes: routes})
 	good := s.token(t, nil)
 	parts := strings.Split(good, ".")
 	b64 := base64.RawURLEncoding.EncodeToString

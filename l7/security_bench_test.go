@@ -36,12 +36,7 @@ func BenchmarkProxyH1JWT(b *testing.B) {
 	up := benchUpstream(b)
 	_, addr := startProxy(b, []string{up}, proxyOpts{routes: jwtRoute(b, s)})
 	rc := jwtClient(b, addr, s)
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 }
 
 // maxAllocsJWT is the budget of a request on jwtRoute: the base request's
@@ -53,18 +48,12 @@ func BenchmarkProxyH1JWT(b *testing.B) {
 const maxAllocsJWT = maxAllocsPerRequest + 6
 
 func TestAllocationBudgetOfAJWTRequest(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	s := newSigner(t, "k1")
 	up := benchUpstream(t)
 	_, addr := startProxy(t, []string{up}, proxyOpts{routes: jwtRoute(t, s)})
 	rc := jwtClient(t, addr, s)
-	for range 100 {
-		rc.do(t)
-	}
-	time.Sleep(10 * time.Millisecond)
-	n := testing.AllocsPerRun(2000, func() { rc.do(t) })
+	n := allocsPerRequest(t, rc, 100, 2000, 10*time.Millisecond)
 	t.Logf("%.1f allocations per JWT-checked, rate-limited request", n)
 	if n > maxAllocsJWT {
 		t.Errorf("%.1f allocations per request, budget %d", n, maxAllocsJWT)

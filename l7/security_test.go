@@ -94,12 +94,7 @@ func send(t testing.TB, method, url string, hdr map[string]string) (*http.Respon
 }
 
 func TestAJWTRouteAuthenticatesAuthorizesAndForwardsClaims(t *testing.T) {
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec.add(r)
-		io.WriteString(w, "ok")
-	}))
-	defer up.Close()
+	rec, up := recordingUpstream(t, "ok")
 	s := newSigner(t, "k1")
 	routes := fmt.Sprintf(`    - name: orders
       pool: p
@@ -113,7 +108,7 @@ func TestAJWTRouteAuthenticatesAuthorizesAndForwardsClaims(t *testing.T) {
         strip_authorization: true
     - {name: open, pool: p}
 `, s.jwk(t))
-	_, addr := startProxy(t, []string{upstreamAddr(up)}, proxyOpts{routes: routes})
+	_, addr := startProxy(t, []string{up}, proxyOpts{routes: routes})
 	base := "http://" + addr
 
 	res, body := send(t, "GET", base+"/orders/1", nil)
@@ -233,14 +228,12 @@ func TestARateLimitedRouteAnswers429WithItsHeaders(t *testing.T) {
 }
 
 func TestAPIKeyInTheQueryIsRemovedBeforeForwarding(t *testing.T) {
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.add(r) }))
-	defer up.Close()
+	rec, up := recordingUpstream(t, "")
 	routes := `    - name: keyed
       pool: p
       api_keys: {query: key, keys: [{consumer: ci, sha256: ` + hashHex("s3cret") + `}]}
 `
-	_, addr := startProxy(t, []string{upstreamAddr(up)}, proxyOpts{routes: routes})
+	_, addr := startProxy(t, []string{up}, proxyOpts{routes: routes})
 	res, _ := send(t, "GET", "http://"+addr+"/x?a=1&key=s3cret&b=2", nil)
 	if res.StatusCode != 200 || rec.last().URL.RawQuery != "a=1&b=2" {
 		t.Fatalf("%d, upstream query %q", res.StatusCode, rec.last().URL.RawQuery)

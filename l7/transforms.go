@@ -26,9 +26,13 @@ import (
 
 // routeXform is one route's compiled compression and transformation.
 type routeXform struct {
-	comp    *compress.Policy
-	body    *transform.Spec
-	reqBody bool // body changes request bodies
+	comp *compress.Policy
+	body *transform.Spec
+}
+
+// changesRequest reports whether the route transforms request bodies.
+func (x *routeXform) changesRequest() bool {
+	return x.body != nil && x.body.HasRequest()
 }
 
 // compileTransforms builds the features of every route that has some and
@@ -65,7 +69,7 @@ func compileTransforms(c *config.Config, g *Generation) error {
 				if err != nil {
 					return fmt.Errorf("route %q: body_transform: %w", rc.Name, err)
 				}
-				x.body, x.reqBody = s, s.HasRequest()
+				x.body = s
 			}
 			g.xforms[rt] = x
 		}

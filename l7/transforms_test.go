@@ -162,46 +162,30 @@ func TestCompressionIsNegotiatedFromAcceptEncoding(t *testing.T) {
 // rawUpstream answers every request on a keep-alive connection with the
 // bytes of resp(path).
 func rawUpstream(t testing.TB, resp func(method, path string) string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveConns(t, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(line)
-					for {
-						l, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(l) == 2 {
-							break
-						}
-					}
-					if len(f) < 2 {
-						return
-					}
-					if _, err := io.WriteString(c, resp(f[0], f[1])); err != nil {
-						return
-					}
+			f := strings.Fields(line)
+			for {
+				l, err := br.ReadSlice('\n')
+				if err != nil {
+					return
 				}
-			}()
+				if len(l) == 2 {
+					break
+				}
+			}
+			if len(f) < 2 {
+				return
+			}
+			if _, err := io.WriteString(c, resp(f[0], f[1])); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func TestCompressionSkipRules(t *testing.T) {
@@ -462,14 +446,12 @@ func TestAChunkedJSONRequestIsTransformedOrPassedWhole(t *testing.T) {
 }
 
 func TestAnOversizedJSONRequestIsRefusedWhenConfigured(t *testing.T) {
-	rec := &recorder{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rec.add(r) }))
-	defer up.Close()
+	rec, up := recordingUpstream(t, "")
 	routes := `    - name: all
       pool: p
       body_transform: {max_bytes: 10, refuse_oversized: true, request: {remove: [a]}}
 `
-	_, addr := startProxy(t, []string{upstreamAddr(up)}, proxyOpts{routes: routes})
+	_, addr := startProxy(t, []string{up}, proxyOpts{routes: routes})
 	resp, _ := do(t, "POST", "http://"+addr+"/", map[string]string{"Content-Type": "application/json"}, []byte(`{"a":"0123456789"}`))
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || rec.count() != 0 {
 		t.Fatalf("status %d, upstream saw %d requests", resp.StatusCode, rec.count())
@@ -554,43 +536,6 @@ func TestAShortBodyOfUnknownLengthIsCompressedInOneGo(t *testing.T) {
 	}
 }
 
-// fixedUpstream answers every GET on a keep-alive connection with resp,
-// allocating nothing per request.
-func fixedUpstream(tb testing.TB, resp []byte) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) == 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // BenchmarkCompression16KiB is a 16 KiB JSON answer through the proxy
 // (lean HTTP/1.1 server, keep-alive) for each coding; identity is the
 // same route for a client that accepts none.
@@ -604,12 +549,7 @@ func BenchmarkCompression16KiB(b *testing.B) {
 		b.Run(enc, func(b *testing.B) {
 			rc := newRawClient(b, addr)
 			rc.req = []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: " + enc + "\r\n\r\n")
-			rc.do(b)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				rc.do(b)
-			}
+			benchRequests(b, rc)
 		})
 	}
 }
@@ -626,12 +566,7 @@ func BenchmarkJSONTransform16KiB(b *testing.B) {
 `
 	p, _ := startProxy(b, []string{up}, proxyOpts{routes: routes})
 	rc := newRawClient(b, startLean(b, p))
-	rc.do(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rc.do(b)
-	}
+	benchRequests(b, rc)
 }
 
 func TestBothFeaturesOverHTTP2(t *testing.T) {
@@ -689,9 +624,7 @@ func TestBothFeaturesOverHTTP2(t *testing.T) {
 const maxAllocsCompressed = maxAllocsLean + 2
 
 func TestAllocationBudgetOfACompressedResponse(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("measures allocations over real sockets, without the race detector")
-	}
+	skipAllocMeasurement(t)
 	body := jsonBody(16 << 10)
 	resp := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)
 	p, _ := startProxy(t, []string{fixedUpstream(t, []byte(resp))}, proxyOpts{routes: compressRoute})
@@ -699,10 +632,7 @@ func TestAllocationBudgetOfACompressedResponse(t *testing.T) {
 	for _, enc := range []string{"gzip", "br", "zstd"} {
 		rc := newRawClient(t, addr)
 		rc.req = []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: " + enc + "\r\n\r\n")
-		for range 50 {
-			rc.do(t)
-		}
-		n := testing.AllocsPerRun(300, func() { rc.do(t) })
+		n := allocsPerRequest(t, rc, 50, 300, 0)
 		t.Logf("%s: %.1f allocations per request", enc, n)
 		if n > maxAllocsCompressed {
 			t.Errorf("%s: %.1f allocations per request, budget %d", enc, n, maxAllocsCompressed)

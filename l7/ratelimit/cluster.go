@@ -2,11 +2,9 @@ package ratelimit
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
-	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -93,41 +91,20 @@ func (l *Limiter) Drain(max int) []Use {
 // this node's bucket. The bucket may go below zero: the debt is paid back
 // by the refill before this node admits another request for the key.
 func (l *Limiter) TakeRemote(key string, n float64, now time.Time) {
-	if len(key) > maxKeyLen {
-		sum := sha256.Sum256([]byte(key))
-		key = string(sum[:])
-	}
+	key = storedKey(key)
 	t := now.UnixNano()
 	sh := l.shardOf(key)
 	sh.mu.Lock()
-	b, ok := sh.m[key]
-	if !ok {
-		if len(sh.m) >= l.perShard || t-sh.lastSweep > int64(l.idle) && len(sh.m) > 0 {
-			l.sweep(sh, t)
-		}
-		b = bucket{tokens: l.burst, last: t}
-		key = strings.Clone(key)
-	} else if t > b.last {
-		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
-		b.last = t
-	}
+	b, key, _ := l.bucketAt(sh, key, t)
 	b.tokens -= n
 	sh.m[key] = b
 	sh.mu.Unlock()
 }
 
-func (l *Limiter) shardOf(key string) *shard {
-	return &l.st.shards[maphash.String(l.st.seed, key)%nShards]
-}
-
 // Tokens is what key's bucket holds at now (negative: in debt); for tests
 // and the admin API.
 func (l *Limiter) Tokens(key string, now time.Time) float64 {
-	if len(key) > maxKeyLen {
-		sum := sha256.Sum256([]byte(key))
-		key = string(sum[:])
-	}
-	t := now.UnixNano()
+	key = storedKey(key)
 	sh := l.shardOf(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -135,10 +112,7 @@ func (l *Limiter) Tokens(key string, now time.Time) float64 {
 	if !ok {
 		return l.burst
 	}
-	if t > b.last {
-		return math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
-	}
-	return b.tokens
+	return l.refill(b, now.UnixNano()).tokens
 }
 
 // Wire format of one message (the cluster's user-message type byte is

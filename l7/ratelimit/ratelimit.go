@@ -98,28 +98,11 @@ type Decision struct {
 
 // Allow takes a token from key's bucket.
 func (l *Limiter) Allow(key string, now time.Time) Decision {
-	if len(key) > maxKeyLen {
-		// Client-chosen keys (header:NAME) could be kilobytes each: keep a
-		// digest so that max_keys bounds the bytes too.
-		sum := sha256.Sum256([]byte(key))
-		key = string(sum[:])
-	}
+	key = storedKey(key)
 	t := now.UnixNano()
-	sh := &l.st.shards[maphash.String(l.st.seed, key)%nShards]
+	sh := l.shardOf(key)
 	sh.mu.Lock()
-	b, ok := sh.m[key]
-	if !ok {
-		if len(sh.m) >= l.perShard || t-sh.lastSweep > int64(l.idle) && len(sh.m) > 0 {
-			l.sweep(sh, t)
-		}
-		b = bucket{tokens: l.burst, last: t}
-		// The key may be a piece of a larger string (a header value): the
-		// map must not keep that alive.
-		key = strings.Clone(key)
-	} else if t > b.last {
-		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
-		b.last = t
-	}
+	b, key, ok := l.bucketAt(sh, key, t)
 	var d Decision
 	if b.tokens >= 1 {
 		b.tokens--
@@ -135,6 +118,45 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 	d.Remaining = int(b.tokens)
 	d.Reset = l.dur(l.burst - b.tokens)
 	return d
+}
+
+// storedKey is key as the buckets are keyed: client-chosen keys
+// (header:NAME) could be kilobytes each, so a long one is kept as its
+// digest, and max_keys bounds the bytes too.
+func storedKey(key string) string {
+	if len(key) > maxKeyLen {
+		sum := sha256.Sum256([]byte(key))
+		return string(sum[:])
+	}
+	return key
+}
+
+func (l *Limiter) shardOf(key string) *shard {
+	return &l.st.shards[maphash.String(l.st.seed, key)%nShards]
+}
+
+// bucketAt is key's bucket refilled to t, with sh locked: a new key gets a full
+// bucket (after a sweep when one is due) and a copy of key to store, since
+// the key may be a piece of a larger string (a header value) that the map
+// must not keep alive. ok reports whether the bucket existed.
+func (l *Limiter) bucketAt(sh *shard, key string, t int64) (b bucket, stored string, ok bool) {
+	b, ok = sh.m[key]
+	if !ok {
+		if len(sh.m) >= l.perShard || t-sh.lastSweep > int64(l.idle) && len(sh.m) > 0 {
+			l.sweep(sh, t)
+		}
+		return bucket{tokens: l.burst, last: t}, strings.Clone(key), false
+	}
+	return l.refill(b, t), key, true
+}
+
+// refill is b with the tokens earned up to t (at most burst).
+func (l *Limiter) refill(b bucket, t int64) bucket {
+	if t > b.last {
+		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
+		b.last = t
+	}
+	return b
 }
 
 func (l *Limiter) dur(tokens float64) time.Duration {

@@ -136,7 +136,12 @@ func TestHeaderValuesOfSmallNumbersDoNotAllocate(t *testing.T) {
 }
 
 func BenchmarkAllow(b *testing.B) {
-	l := limiter(1_000_000, time.Second, 1_000_000, 0)
+	benchAllow(b, limiter(1_000_000, time.Second, 1_000_000, 0), 0)
+}
+
+// benchAllow is requests from 1024 clients in turn; with drainEvery > 0,
+// the limiter is drained after every drainEvery requests.
+func benchAllow(b *testing.B, l *Limiter, drainEvery int) {
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = "10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
@@ -146,6 +151,9 @@ func BenchmarkAllow(b *testing.B) {
 	for b.Loop() {
 		l.Allow(keys[i&1023], time.Now())
 		i++
+		if drainEvery > 0 && i%drainEvery == 0 {
+			l.Drain(DefaultSyncKeys)
+		}
 	}
 }
 
