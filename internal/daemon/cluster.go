@@ -123,15 +123,19 @@ func (d *Daemon) unregisterCluster(n *cluster.Node) {
 // node.interface; a VIP served by the local L7 proxy stays on lo
 // (localvip.go) until the drain is over, so the connections this node
 // accepted keep working when the new owner's XDP sends their packets back
-// here. After the leave, a node that serves L7 through a VIP keeps
-// accepting for leaveSettle: the peers drain its proxy out of their Maglev
-// tables when its leave message arrives, and a flow they sent just before
-// must still find the listener open.
+// here.
+//
+// After the leave the node keeps accepting for a while, bounded by ctx:
+// peers learn of the leave by gossip and then drop this node's proxy from
+// their Maglev tables; until they have, their XDP still sends new flows
+// here, which must connect rather than meet a closed port (or, once the
+// VIP is off lo, silence and a client timeout). The wait is min(drain/2,
+// 1s), and leaveSettle more for a node that serves L7 through a VIP.
 //
 // The node is detached from the plane before Leave, which waits for the
 // node's loop: the loop may be in OnAgreedChange → refreshL4, which looks
 // the node up through the plane's lock.
-func (d *Daemon) leaveCluster(ctx context.Context) {
+func (d *Daemon) leaveCluster(ctx context.Context, drain time.Duration) {
 	p := d.cluster
 	p.mu.Lock()
 	n := p.node
@@ -143,11 +147,14 @@ func (d *Daemon) leaveCluster(ctx context.Context) {
 	if err := n.Leave(ctx); err != nil {
 		d.log.Warn("leaving the cluster", "err", err)
 	}
+	settle := min(drain/2, time.Second)
 	if g := d.gen.Load(); g != nil && len(wantLocalVIPs(g.cfg)) > 0 {
-		select {
-		case <-ctx.Done():
-		case <-time.After(leaveSettle):
-		}
+		settle += leaveSettle
+	}
+	d.log.Info("letting peers settle", "for", settle)
+	select {
+	case <-ctx.Done():
+	case <-time.After(settle):
 	}
 }
 

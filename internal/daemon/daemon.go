@@ -35,6 +35,7 @@ import (
 	"github.com/portcullis-lb/portcullis/internal/logging"
 	"github.com/portcullis-lb/portcullis/internal/metrics"
 	"github.com/portcullis-lb/portcullis/l7"
+	"github.com/portcullis-lb/portcullis/l7/ratelimit"
 )
 
 // Options are the command line's settings for a daemon.
@@ -52,6 +53,8 @@ type generation struct {
 	token    string
 	loadedAt time.Time
 	l7       *l7.Generation
+	// clusterLimiters is l7's cluster-scoped rate limiters (rateSync).
+	clusterLimiters map[string]*ratelimit.Limiter
 }
 
 // Daemon is a running node.
@@ -206,7 +209,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		}
 		return err
 	}
-	gen := &generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen}
+	gen := &generation{cfg: cfg, token: token, loadedAt: time.Now(), l7: l7gen, clusterLimiters: l7gen.ClusterLimiters()}
 	d.gen.Store(gen)
 	d.setPassivePools(cfg)
 	d.syncPools(cfg, gen)
@@ -236,16 +239,27 @@ func (d *Daemon) rollbackDemo(old *generation) {
 func (d *Daemon) Reload(_ context.Context, reason string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	b, err := os.ReadFile(d.opts.ConfigPath)
+	return d.reload(reason, b, err)
+}
+
+// reload applies the config file's bytes b (or reports readErr, the error
+// reading them). Callers hold reloadMu.
+func (d *Daemon) reload(reason string, b []byte, readErr error) error {
 	if d.draining.Load() {
 		return errors.New("shutting down: reloads are refused")
 	}
 	start := time.Now()
 	// Remember the bytes tried, valid or not, so that the file watcher does
 	// not reject (and count) the same broken file again on every event.
-	if b, rerr := os.ReadFile(d.opts.ConfigPath); rerr == nil {
+	var cfg *config.Config
+	err := readErr
+	if err != nil {
+		err = config.Errors{{File: d.opts.ConfigPath, Msg: err.Error()}} // as config.Load
+	} else {
 		d.lastDigest = config.DigestOf(b)
+		cfg, err = config.Parse(d.opts.ConfigPath, b)
 	}
-	cfg, err := config.Load(d.opts.ConfigPath)
 	if err == nil {
 		err = d.apply(cfg)
 	}
@@ -280,10 +294,9 @@ func (d *Daemon) reloadIfChanged() {
 	}
 	digest := config.DigestOf(cfgBytes)
 	d.reloadMu.Lock()
-	same := digest == d.lastDigest || digest == d.gen.Load().cfg.Digest
-	d.reloadMu.Unlock()
-	if !same {
-		_ = d.Reload(context.Background(), "file changed")
+	defer d.reloadMu.Unlock()
+	if digest != d.lastDigest && digest != d.gen.Load().cfg.Digest {
+		_ = d.reload("file changed", cfgBytes, nil)
 	}
 }
 
@@ -378,20 +391,7 @@ func (d *Daemon) shutdown() error {
 	d.stopRateSync()
 	// VIPs go to the peer first; XDP keeps forwarding what still reaches
 	// this node's MAC while the neighbours update.
-	d.leaveCluster(ctx)
-	if cfg.Cluster != nil {
-		// Peers learn of the leave by gossip and then drop this node's
-		// proxy from their Maglev tables; until they have, their XDP still
-		// sends new flows here. Keep accepting for a moment so those
-		// connect rather than meet a closed port (or, once the VIP is off
-		// lo, silence and a client timeout).
-		settle := min(drain/2, time.Second)
-		d.log.Info("letting peers settle", "for", settle)
-		select {
-		case <-time.After(settle):
-		case <-ctx.Done():
-		}
-	}
+	d.leaveCluster(ctx, drain)
 	d.log.Info("draining", "for", drain)
 	err := d.proxy.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -320,8 +320,9 @@ func peerProxyState(svcs []l4.Service) string {
 	return strings.Join(parts, ",")
 }
 
-// leaveSettle is how long a leaving node that serves L7 through a VIP keeps
-// accepting new connections after it left the cluster: the peers drain its
-// proxy from their Maglev tables when its leave message arrives, and a
-// flow they sent it just before must find the listener still open.
+// leaveSettle is how much longer a leaving node that serves L7 through a
+// VIP keeps accepting new connections after it left the cluster (see
+// leaveCluster): the peers drain its proxy from their Maglev tables when
+// its leave message arrives, and a flow they sent it just before must find
+// the listener still open.
 const leaveSettle = 300 * time.Millisecond

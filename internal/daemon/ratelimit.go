@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-lb/portcullis/cluster"
-	"github.com/portcullis-lb/portcullis/l7"
 	"github.com/portcullis-lb/portcullis/l7/ratelimit"
 )
 
@@ -23,17 +21,10 @@ import (
 // needs no rewiring. The handler is registered on every node the daemon
 // starts (registerRateSync).
 type rateSync struct {
-	sync  ratelimit.Sync
-	cache atomic.Pointer[rlCache]
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-}
-
-// rlCache is the cluster-scoped limiters of one l7 generation.
-type rlCache struct {
-	g *l7.Generation
-	m map[string]*ratelimit.Limiter
+	sync ratelimit.Sync
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
 }
 
 func (d *Daemon) newRateSync() *rateSync {
@@ -78,19 +69,12 @@ func (d *Daemon) newRateSync() *rateSync {
 	return r
 }
 
-// clusterLimiters is the running generation's cluster-scoped limiters,
-// computed once per generation.
+// clusterLimiters is the running generation's cluster-scoped limiters.
 func (d *Daemon) clusterLimiters() map[string]*ratelimit.Limiter {
-	g := d.gen.Load()
-	if g == nil {
-		return nil
+	if g := d.gen.Load(); g != nil {
+		return g.clusterLimiters
 	}
-	if c := d.rl.cache.Load(); c != nil && c.g == g.l7 {
-		return c.m
-	}
-	c := &rlCache{g: g.l7, m: g.l7.ClusterLimiters()}
-	d.rl.cache.Store(c)
-	return c.m
+	return nil
 }
 
 // registerRateSync makes n deliver the peers' counts to the limiters and
