@@ -117,20 +117,24 @@ func TestHTTPSCheckVerifiesUnlessTold(t *testing.T) {
 	}
 }
 
+// acceptAndClose completes every handshake on ln and closes the connection
+// at once, until ln is closed.
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
 func TestTCPCheckFollowsTheListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	c := &TCPChecker{Address: ln.Addr().String()}
 	if err := check(t, c); err != nil {
 		t.Fatal(err)

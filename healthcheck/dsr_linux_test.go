@@ -35,15 +35,7 @@ func TestTheDSRProbeNeedsTheVIPOnTheBackendsLo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptAndClose(ln)
 	}
 	// A host that holds the VIP but has nothing on the port refuses.
 	closed := lab.AddHost("closed", netip.MustParsePrefix("10.77.0.13/24"))

@@ -333,10 +333,16 @@ type Daemon struct {
 // WriteConfig writes cfg for node name (by rename).
 func (l *Lab) WriteConfig(name, cfg string) (string, error) {
 	p := filepath.Join(l.Dir, name+".yaml")
+	return p, writeByRename(p, cfg)
+}
+
+// writeByRename replaces the file at p by cfg in one step, as config
+// managers do (the daemon never reads half a file).
+func writeByRename(p, cfg string) error {
 	if err := os.WriteFile(p+".tmp", []byte(cfg), 0o644); err != nil {
-		return "", err
+		return err
 	}
-	return p, os.Rename(p+".tmp", p)
+	return os.Rename(p+".tmp", p)
 }
 
 // StartDaemon starts the daemon on h with cfg and waits until it is ready
@@ -450,10 +456,7 @@ func (d *Daemon) Release(vip, token string) (int, string, error) {
 
 // Reload writes cfg and posts /api/v1/reload with the token.
 func (d *Daemon) Reload(cfg string) error {
-	if err := os.WriteFile(d.CfgPath+".tmp", []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(d.CfgPath+".tmp", d.CfgPath); err != nil {
+	if err := writeByRename(d.CfgPath, cfg); err != nil {
 		return err
 	}
 	resp, err := d.Post("/api/v1/reload", AdminToken, nil)

@@ -113,14 +113,20 @@ func newUpstream(t *testing.T, name, addr string) *upstream {
 
 func (u *upstream) addr() string { return u.srv.Listener.Addr().String() }
 
+// endpointLines is the YAML list of the upstreams' addresses, indented as
+// a pool's endpoints.
+func endpointLines(ups []*upstream) string {
+	var b strings.Builder
+	for _, u := range ups {
+		fmt.Fprintf(&b, "        - address: %s\n", u.addr())
+	}
+	return b.String()
+}
+
 // TestL7PoolHealth: an http check on a pool takes an upstream that
 // answers 500 out of the daemon's pool, and puts it back when it recovers.
 func TestL7PoolHealth(t *testing.T) {
 	ups := []*upstream{newUpstream(t, "u1", ""), newUpstream(t, "u2", ""), newUpstream(t, "u3", "")}
-	var eps strings.Builder
-	for _, u := range ups {
-		fmt.Fprintf(&eps, "        - address: %s\n", u.addr())
-	}
 	// Outlier ejection and retries off: only the health check may take
 	// an upstream out, and a 500 reaches the client as it is.
 	d := startLoopDaemon(t, `node:
@@ -146,7 +152,7 @@ l7:
         consecutive_gateway_errors: 0
         consecutive_connect_errors: 0
       endpoints:
-`+eps.String()+`  routes:
+`+endpointLines(ups)+`  routes:
     - name: all
       pool: app
 healthchecks:

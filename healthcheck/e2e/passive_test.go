@@ -14,10 +14,6 @@ import (
 // fall threshold would, and only the active check brings it back.
 func TestPassiveSignalsEjectAndActiveChecksRestore(t *testing.T) {
 	ups := []*upstream{newUpstream(t, "p1", ""), newUpstream(t, "p2", ""), newUpstream(t, "p3", "")}
-	var eps strings.Builder
-	for _, u := range ups {
-		fmt.Fprintf(&eps, "        - address: %s\n", u.addr())
-	}
 	// The pool's own outlier ejection and retries are off, so only the
 	// health checker's passive thresholds can act.
 	d := startLoopDaemon(t, `node:
@@ -40,7 +36,7 @@ l7:
         consecutive_gateway_errors: 0
         consecutive_connect_errors: 0
       endpoints:
-`+eps.String()+`  routes:
+`+endpointLines(ups)+`  routes:
     - name: all
       pool: app
 healthchecks:

@@ -239,3 +239,21 @@ func FuzzParseNeverPanics(f *testing.F) {
 		}
 	})
 }
+
+// refusedAt parses src as file and fails the test unless the config is
+// refused with an error at key path whose message contains msg (and, when
+// positioned, which carries its line). It returns that error.
+func refusedAt(t *testing.T, file, src, path, msg string, positioned bool) Error {
+	t.Helper()
+	_, err := Parse(file, []byte(src))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, e := range AsErrors(err) {
+		if e.Path == path && strings.Contains(e.Msg, msg) && (!positioned || e.Line > 0) {
+			return e
+		}
+	}
+	t.Fatalf("no error at %s containing %q in:\n%v", path, msg, err)
+	return Error{}
+}

@@ -48,16 +48,7 @@ func TestListenerSettingsAreValidatedWithTheirKeyPaths(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := strings.Replace(minimal, "      address: 127.0.0.1:8080\n", "      address: 127.0.0.1:8080\n"+tt.listener, 1)
-			_, err := Parse(filepath.Join(dir, "c.yaml"), []byte(src))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, e := range AsErrors(err) {
-				if e.Path == tt.wantPath && strings.Contains(e.Msg, tt.wantMsg) {
-					return
-				}
-			}
-			t.Fatalf("no error at %s containing %q in:\n%v", tt.wantPath, tt.wantMsg, err)
+			refusedAt(t, filepath.Join(dir, "c.yaml"), src, tt.wantPath, tt.wantMsg, false)
 		})
 	}
 }

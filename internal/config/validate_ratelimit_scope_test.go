@@ -1,9 +1,6 @@
 package config
 
 import (
-	"encoding/base64"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,11 +9,7 @@ func TestRateLimitScope(t *testing.T) {
 	// A cluster without floating VIPs: enough for scope: cluster.
 	withCluster := func(t *testing.T, route string) string {
 		t.Helper()
-		kf := filepath.Join(t.TempDir(), "gossip.key")
-		if err := os.WriteFile(kf, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return withRoute(route) + "cluster:\n  key_file: " + kf + "\n  bind: 127.0.0.1:7946\n"
+		return withRoute(route) + "cluster:\n  key_file: " + gossipKeyFile(t) + "\n  bind: 127.0.0.1:7946\n"
 	}
 	t.Run("the default is local", func(t *testing.T) {
 		c, err := Parse("t.yaml", []byte(withRoute("    - {name: x, pool: p, rate_limit: {requests: 1}}\n")))

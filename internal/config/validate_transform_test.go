@@ -25,16 +25,7 @@ func TestTransformErrorsNameTheirKeyPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("t.yaml", []byte(withRoute(tt.route)))
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			for _, e := range AsErrors(err) {
-				if e.Path == tt.wantPath && strings.Contains(e.Msg, tt.wantMsg) {
-					return
-				}
-			}
-			t.Fatalf("no error at %s containing %q in:\n%v", tt.wantPath, tt.wantMsg, err)
+			refusedAt(t, "t.yaml", withRoute(tt.route), tt.wantPath, tt.wantMsg, false)
 		})
 	}
 }
