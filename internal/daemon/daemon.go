@@ -322,12 +322,13 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 		return nil, err
 	}
 	// The resolved folder, watched while the links lead there; moved when
-	// a swap makes them lead elsewhere.
+	// a swap makes them lead elsewhere. follow resolves the path once and
+	// reports whether it goes through a link.
 	target := ""
-	follow := func() {
+	follow := func() (linked bool) {
 		real, err := filepath.EvalSymlinks(abs)
 		if err != nil {
-			return
+			return false
 		}
 		if rd := filepath.Dir(real); rd != target && rd != dir {
 			if target != "" {
@@ -337,10 +338,7 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 				target = rd
 			}
 		}
-	}
-	linked := func() bool {
-		real, err := filepath.EvalSymlinks(abs)
-		return err == nil && real != abs
+		return real != abs
 	}
 	follow()
 	go func() {
@@ -354,10 +352,9 @@ func watchFile(path string, out chan<- struct{}) (func(), error) {
 				if ev.Op == fsnotify.Chmod {
 					continue
 				}
-				if filepath.Clean(ev.Name) != abs && !linked() {
+				if !follow() && filepath.Clean(ev.Name) != abs {
 					continue
 				}
-				follow()
 				if timer != nil {
 					timer.Stop()
 				}
