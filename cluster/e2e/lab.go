@@ -596,8 +596,30 @@ type Prober struct {
 	wg      sync.WaitGroup
 }
 
-// StartProber probes addr from client.
+// StartProber probes addr from client: each probe is a new TCP
+// connection and one echo exchange.
 func StartProber(client *netlab.Host, addr string, every, timeout time.Duration) *Prober {
+	return StartProbing(every, func(ctx context.Context) (string, error) {
+		f, err := DialFlow(ctx, client, addr, timeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", errDiscard // cancelled by Stop, not a result
+			}
+			return "", err
+		}
+		f.Close()
+		return f.Backend, nil
+	})
+}
+
+// errDiscard, from a probe function, leaves that probe out of the results.
+var errDiscard = errors.New("e2e: probe discarded")
+
+// StartProbing runs probe every interval, each run on its own goroutine,
+// and records who answered or the error: the loop of StartProber for any
+// kind of probe (the namespace lab's probes are HTTP requests). ctx ends
+// at Stop.
+func StartProbing(every time.Duration, probe func(ctx context.Context) (who string, err error)) *Prober {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Prober{cancel: cancel}
 	p.wg.Go(func() {
@@ -611,16 +633,10 @@ func StartProber(client *netlab.Host, addr string, every, timeout time.Duration)
 			}
 			p.wg.Go(func() {
 				r := Probe{Start: time.Now()}
-				f, err := DialFlow(ctx, client, addr, timeout)
+				r.Who, r.Err = probe(ctx)
 				r.End = time.Now()
-				if err != nil {
-					r.Err = err
-				} else {
-					r.Who = f.Backend
-					f.Close()
-				}
-				if ctx.Err() != nil && err != nil {
-					return // cancelled by Stop, not a result
+				if r.Err == errDiscard {
+					return
 				}
 				p.mu.Lock()
 				p.results = append(p.results, r)

@@ -10,8 +10,9 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/portcullis-lb/portcullis/cluster/e2e"
 )
 
 const (
@@ -19,13 +20,6 @@ const (
 	probeTimeout = 300 * time.Millisecond
 	probeBefore  = 500 * time.Millisecond
 )
-
-// probe is one new HTTP connection from the client to the http VIP.
-type probe struct {
-	start, end time.Time
-	who        string // "be2 via lb-b"
-	err        error
-}
 
 // failover is LAB.md's crash of the VIP owner (link down, kill -9) while
 // the client opens a new connection to the http VIP every 20 ms; it
@@ -48,33 +42,11 @@ func (s *supervisor) failover(w io.Writer, window time.Duration) error {
 			byAddr[hh.IPv4().String()] = n
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	tr := &http.Transport{DialContext: s.lab.Client.Dial, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: probeTimeout}
-	var mu sync.Mutex
-	var probes []probe
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(probeEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			wg.Go(func() {
-				p := probe{start: time.Now()}
-				p.who, p.err = get(hc, url, byAddr)
-				p.end = time.Now()
-				mu.Lock()
-				probes = append(probes, p)
-				mu.Unlock()
-			})
-		}
-	})
+	// Each probe is a new HTTP connection; Who is "be2 via lb-b".
+	prober := e2e.StartProbing(probeEvery, func(context.Context) (string, error) { return get(hc, url, byAddr) })
 	time.Sleep(probeBefore)
 	crashAt := time.Now()
 	crashErr := d.Crash()
@@ -82,30 +54,24 @@ func (s *supervisor) failover(w io.Writer, window time.Duration) error {
 		fmt.Fprintf(w, "crash of %s: link down + kill -9 (+0 ms)\n", s.nodes[owner])
 	}
 	time.Sleep(window)
-	cancel()
-	wg.Wait()
+	probes := prober.Stop()
 	if crashErr != nil {
 		return fmt.Errorf("crash %s: %w", s.nodes[owner], crashErr)
 	}
-	sort.Slice(probes, func(i, j int) bool { return probes[i].start.Before(probes[j].start) })
-
 	fmt.Fprintf(w, "\nthe client's view (start of each new connection, relative to the crash):\n")
 	printRuns(w, probes, crashAt)
 	failed := 0
-	var first *probe
-	for i := range probes {
-		p := &probes[i]
-		if p.err != nil {
+	for _, p := range probes {
+		if p.Err != nil {
 			failed++
-		} else if !p.start.Before(crashAt) && (first == nil || p.end.Before(first.end)) {
-			first = p
 		}
 	}
 	fmt.Fprintf(w, "\n%d connections, %d failed\n", len(probes), failed)
-	if first == nil {
+	first, gap, served := e2e.FirstOKAfter(probes, crashAt)
+	if !served {
 		fmt.Fprintf(w, "gap: no connection succeeded within %s of the crash\n", window)
 	} else {
-		fmt.Fprintf(w, "gap: %d ms (crash → first new connection served, by %s)\n", first.end.Sub(crashAt).Milliseconds(), first.who)
+		fmt.Fprintf(w, "gap: %d ms (crash → first new connection served, by %s)\n", gap.Milliseconds(), first.Who)
 	}
 
 	// Bring the node back: link up, a fresh daemon. preempt is false in
@@ -130,7 +96,7 @@ func (s *supervisor) failover(w io.Writer, window time.Duration) error {
 		return fmt.Errorf("GET %s after the failover: %w", url, err)
 	}
 	fmt.Fprintf(w, "GET %s → 200 from %s\n", url, who)
-	if first == nil {
+	if !served {
 		return errors.New("no connection succeeded after the crash")
 	}
 	return nil
@@ -162,17 +128,17 @@ func get(hc *http.Client, url string, byAddr map[string]string) (string, error) 
 }
 
 // printRuns prints the probes as runs of successes and failures.
-func printRuns(w io.Writer, probes []probe, crashAt time.Time) {
+func printRuns(w io.Writer, probes []e2e.Probe, crashAt time.Time) {
 	rel := func(t time.Time) string { return fmt.Sprintf("%+6d ms", t.Sub(crashAt).Milliseconds()) }
 	for i := 0; i < len(probes); {
-		ok := probes[i].err == nil
+		ok := probes[i].Err == nil
 		j := i
 		counts := map[string]int{}
-		for j < len(probes) && (probes[j].err == nil) == ok {
+		for j < len(probes) && (probes[j].Err == nil) == ok {
 			if ok {
-				counts[probes[j].who]++
+				counts[probes[j].Who]++
 			} else {
-				counts[errKind(probes[j].err)]++
+				counts[errKind(probes[j].Err)]++
 			}
 			j++
 		}
@@ -185,7 +151,7 @@ func printRuns(w io.Writer, probes []probe, crashAt time.Time) {
 		if !ok {
 			what = "FAILED"
 		}
-		fmt.Fprintf(w, "  %s … %s  %3d × %-6s %s\n", rel(probes[i].start), rel(probes[j-1].start), j-i, what, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "  %s … %s  %3d × %-6s %s\n", rel(probes[i].Start), rel(probes[j-1].Start), j-i, what, strings.Join(parts, ", "))
 		i = j
 	}
 }
