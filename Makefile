@@ -11,7 +11,7 @@ CONFIG    ?= configs/quickstart.yaml
 # clang/llvm/libbpf-dev so the bpf2go staleness test can rebuild the objects,
 # ngtcp2-client (gtlsclient) as an independent HTTP/3 client, etcd-server
 # for the etcd discovery tests, chromium for the dashboard's browser test.
-TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium nftables ruby python3
+TEST_DEBS := iproute2 ethtool clang llvm libbpf-dev curl ngtcp2-client etcd-server chromium nftables ruby python3 bird2
 STATICCHECK_VERSION := v0.8.2
 H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
@@ -34,6 +34,9 @@ test-deps:
 	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages:$$missing (install them as root; root-only tests will skip)"; \
 	  else echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
 	fi
+	@# bird2's package starts a system-wide bird; the BGP tests run their own
+	@# router in a namespace and want no other speaker on the machine.
+	@if [ "$$(id -u)" -eq 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now bird >/dev/null 2>&1 || true; fi
 	$(GO) mod download
 	@command -v h2spec >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/h2spec" ] || $(GO) install $(H2SPEC)
 

@@ -697,6 +697,14 @@ func (n *Node) Owners() map[string]string {
 	return out
 }
 
+// WitnessUp reports whether this node reaches its witness (true when none
+// is configured): BGP announcements follow it like VIP ownership does.
+func (n *Node) WitnessUp() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.witnessUp
+}
+
 // Holds reports whether this node currently holds the VIP's address.
 func (n *Node) Holds(vip string) bool {
 	n.mu.Lock()

@@ -63,6 +63,7 @@ func (c *Config) applyDefaults() {
 	c.applyPoolDefaults()
 	c.applyProxyDefaults()
 	c.applyClusterDefaults()
+	c.applyBGPDefaults()
 	c.applyHealthDefaults()
 }
 

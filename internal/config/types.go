@@ -30,6 +30,8 @@ type Config struct {
 	L7 L7 `yaml:"l7"`
 	// Cluster joins this node to its peers (memberlist gossip, floating VIPs).
 	Cluster *Cluster `yaml:"cluster"`
+	// BGP announces VIPs to routers for active-active nodes behind ECMP.
+	BGP *BGP `yaml:"bgp"`
 	// HealthChecks are active checks of pool endpoints and VIP backends.
 	HealthChecks []HealthCheck `yaml:"healthchecks"`
 	// Discovery fills pools from a service registry instead of static endpoints.

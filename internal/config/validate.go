@@ -134,6 +134,7 @@ func (v *validator) validate() {
 		v.errorf("l7.listeners", "routes are configured but no listener would serve them")
 	}
 	v.validateCluster()
+	v.validateBGP()
 	v.validateChecks(pools)
 	v.validateDiscovery(pools)
 	if c.Demo != nil {
@@ -261,6 +262,11 @@ func (c *Config) resolvePaths() {
 	abs(&c.Admin.TokenFile)
 	if c.Cluster != nil {
 		abs(&c.Cluster.KeyFile)
+	}
+	if c.BGP != nil {
+		for i := range c.BGP.Peers {
+			abs(&c.BGP.Peers[i].PasswordFile)
+		}
 	}
 	for i := range c.L7.Listeners {
 		if t := c.L7.Listeners[i].TLS; t != nil {

@@ -35,6 +35,7 @@ func (d *Daemon) clusterOptions(cfg *config.Config) (cluster.Options, error) {
 		if err := d.refreshL4(); err != nil {
 			d.log.Error("applying the agreed backend set to the XDP maps failed", "err", err)
 		}
+		d.announce()
 	}
 	return o, nil
 }

@@ -68,6 +68,7 @@ type Daemon struct {
 	l4      *l4Plane
 	health  *healthcheck.Manager
 	cluster *clusterPlane
+	bgp     *bgpPlane
 	rl      *rateSync
 	routes  routeWindow
 	passive passive
@@ -97,7 +98,7 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = logging.New(os.Stderr, cfg.Log.Format, cfg.Log.Level)
 	}
-	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now(), cluster: &clusterPlane{}}
+	d := &Daemon{opts: opts, log: log, metrics: metrics.New(), started: time.Now(), cluster: &clusterPlane{}, bgp: &bgpPlane{}}
 	d.proxy = l7.New(log.With("component", "l7"))
 	d.metrics.Registry.MustRegister(d.proxy.Collectors()...)
 	d.rl = d.newRateSync()
@@ -106,6 +107,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.startHealth()
 	d.mountAdmin()
 	d.mountClusterAdmin()
+	d.mountBGPAdmin()
 	d.mountCacheAdmin()
 
 	if err := d.apply(cfg); err != nil {
@@ -120,6 +122,14 @@ func Run(ctx context.Context, opts Options) error {
 	// only once XDP and the listeners are up.
 	if err := d.applyCluster(cfg); err != nil {
 		_ = d.admin.Shutdown(context.Background())
+		d.closeSubsystems(context.Background())
+		return err
+	}
+	// BGP after the cluster: the announce decision reads its witness and
+	// agreed health.
+	if err := d.applyBGP(cfg); err != nil {
+		_ = d.admin.Shutdown(context.Background())
+		d.leaveCluster(context.Background(), 0)
 		d.closeSubsystems(context.Background())
 		return err
 	}
@@ -279,6 +289,9 @@ func (d *Daemon) reload(reason string, b []byte, readErr error) error {
 	if err := d.applyCluster(cfg); err != nil {
 		d.log.Error("cluster update failed; the node keeps its previous cluster settings", "err", err)
 	}
+	if err := d.applyBGP(cfg); err != nil {
+		d.log.Error("BGP update failed; the node keeps its previous BGP settings", "err", err)
+	}
 	d.metrics.Reloads.WithLabelValues("success").Inc()
 	d.log.Info("config reloaded", "reason", reason, "digest", short(cfg.Digest), "took", time.Since(start).Round(time.Microsecond))
 	return nil
@@ -384,6 +397,9 @@ func (d *Daemon) shutdown() error {
 	drain := cfg.Shutdown.Drain.D()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// Routers first: they stop sending new flows here while everything
+	// still forwards (the other nodes pick the same backends).
+	d.withdrawBGP(ctx)
 	// The last rate-limit counts go out while the peers still listen.
 	d.stopRateSync()
 	// VIPs go to the peer first; XDP keeps forwarding what still reaches
@@ -403,6 +419,8 @@ func (d *Daemon) shutdown() error {
 func (d *Daemon) closeSubsystems(ctx context.Context) {
 	d.health.Close()
 	d.demo.Close(ctx)
+	// Sessions close (Cease) before XDP goes: nothing is announced by then.
+	d.stopBGP(ctx)
 	d.closeL4()
 }
 
@@ -431,5 +449,6 @@ func (d *Daemon) Status() any {
 		},
 		"listeners": d.proxy.Addrs(),
 		"l4":        d.l4Status(),
+		"bgp":       d.bgpView(),
 	}
 }

@@ -96,6 +96,7 @@ func (d *Daemon) dashboard(canWrite bool) dashboard.Data {
 		Routes:  []dashboard.Route{},
 		Pools:   []dashboard.Pool{},
 		Cluster: d.clusterView(),
+		BGP:     d.bgpDashboard(),
 	}
 	checks := map[string]string{} // "pool/NAME" or "vip/NAME" → check name
 	for _, hc := range cfg.HealthChecks {

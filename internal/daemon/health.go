@@ -33,6 +33,7 @@ func (d *Daemon) onHealthChange(g healthcheck.Group) {
 		if err := d.refreshL4(); err != nil {
 			d.log.Error("applying a health change to the XDP maps failed", "vip", g.Name, "err", err)
 		}
+		d.announce()
 	case healthcheck.KindPool:
 		if p := gen.l7.Pool(g.Name); p != nil {
 			p.SetEndpoints(d.health.PoolEndpoints(g.Name))

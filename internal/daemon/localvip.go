@@ -73,10 +73,22 @@ var loVIPs = localVIPs{added: map[netip.Addr]bool{}}
 
 // wantLocalVIPs is the set of VIP addresses that go on lo for cfg: only in
 // a cluster, only VIPs with a local backend.
+//
+// With a bgp section the same holds for the VIPs it announces (the router
+// sends them to any node of the group, which must accept them), and an
+// address announced without an L4 VIP (one the L7 proxy serves directly)
+// goes on lo too: nothing else would make this node accept it.
 func wantLocalVIPs(cfg *config.Config) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
-	if cfg == nil || cfg.Cluster == nil {
+	if cfg == nil || cfg.Cluster == nil && cfg.BGP == nil {
 		return out
+	}
+	if cfg.BGP != nil {
+		for _, bv := range cfg.BGP.VIPs {
+			if a, named, err := cfg.BGPVIPAddr(bv.VIP); err == nil && !named {
+				out[a] = true
+			}
+		}
 	}
 	for _, v := range cfg.VIPs {
 		a, err := netip.ParseAddr(v.Address)

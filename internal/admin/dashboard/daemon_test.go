@@ -134,6 +134,7 @@ healthchecks:
 	}
 	for sel, want := range map[string]string{
 		"#cluster-body .empty":   "Clustering is off",
+		"#bgp-body .empty":       "BGP is off",
 		"#vips-body .empty":      "No VIPs configured",
 		"#discovery-body .empty": "No discovery sources",
 	} {

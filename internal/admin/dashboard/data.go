@@ -14,6 +14,7 @@ type Data struct {
 	Ready     bool        `json:"ready"`
 	Config    ConfigInfo  `json:"config"`
 	Cluster   Cluster     `json:"cluster"`
+	BGP       BGP         `json:"bgp"`
 	L4        L4          `json:"l4"`
 	VIPs      []VIP       `json:"vips"`
 	Routes    []Route     `json:"routes"`
@@ -47,6 +48,35 @@ type Member struct {
 	Digest   string   `json:"digest"`
 	VIPs     []string `json:"vips"` // VIPs it holds
 	Self     bool     `json:"self"`
+}
+
+// BGP is the embedded speaker: sessions and what this node announces.
+type BGP struct {
+	Enabled bool      `json:"enabled"`
+	ASN     uint32    `json:"asn"`
+	Peers   []BGPPeer `json:"peers"`
+	VIPs    []BGPVIP  `json:"vips"`
+}
+
+// BGPPeer is one session.
+type BGPPeer struct {
+	Address        string    `json:"address"`
+	ASN            uint32    `json:"asn"`
+	State          string    `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	Since          time.Time `json:"since,omitzero"`
+	HoldTime       uint64    `json:"hold_time_s"`
+	BFD            string    `json:"bfd,omitempty"` // up, down, init, admin_down; "" = off
+	Flaps          uint32    `json:"flaps"`
+	LastDisconnect string    `json:"last_disconnect_reason,omitempty"`
+}
+
+// BGPVIP is one announced (or withheld) prefix and why.
+type BGPVIP struct {
+	VIP       string    `json:"vip"`
+	Prefix    string    `json:"prefix"`
+	Announced bool      `json:"announced"`
+	Reason    string    `json:"reason"`
+	Since     time.Time `json:"since"`
 }
 
 // L4 is the XDP dataplane.

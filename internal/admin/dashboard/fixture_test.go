@@ -42,6 +42,13 @@ func newFixture() *fixture {
 			{Name: "edge-1", Address: "10.0.0.11:7946", State: "alive", Priority: 200, Healthy: true, Digest: "sha256:4f2a9c1be07d55aa", VIPs: []string{"web-vip"}, Self: true},
 			{Name: "edge-2", Address: "10.0.0.12:7946", State: "suspect", Priority: 100, Healthy: false, Digest: "sha256:99aa00bb11cc22dd", VIPs: []string{}},
 		}},
+		BGP: BGP{Enabled: true, ASN: 65001, Peers: []BGPPeer{
+			{Address: "10.0.0.1", ASN: 65000, State: "established", Since: t(26 * time.Hour), HoldTime: 9, BFD: "up"},
+			{Address: "10.0.0.2", ASN: 65000, State: "active", Since: t(3 * time.Minute), HoldTime: 0, Flaps: 4, LastDisconnect: "hold_timer_expired"},
+		}, VIPs: []BGPVIP{
+			{VIP: "web-vip", Prefix: "192.0.2.10/32", Announced: true, Reason: "serving", Since: t(26 * time.Hour)},
+			{VIP: "dns-vip", Prefix: "192.0.2.53/32", Announced: false, Reason: "no_usable_backend", Since: t(time.Minute)},
+		}},
 		L4: L4{Attached: true, Mode: "native", Interface: "eth0", ConntrackEntries: 18234, ConntrackCapacity: 1 << 20},
 		VIPs: []VIP{{Name: "web-vip", Address: "192.0.2.10", Port: 443, Protocol: "tcp", Owner: "edge-1", Checked: true, CheckName: "web-vip-tcp",
 			Backends: []VIPBackend{
@@ -158,6 +165,19 @@ func TestDashboardFixture(t *testing.T) {
 	b.waitJS("two members", `document.querySelectorAll('#cluster-body tbody tr').length === 2`, 5*time.Second)
 	if s := b.js(`document.querySelector('#cluster-body tr[data-key="edge-2"]').innerText`); !strings.Contains(s, "suspect") || !strings.Contains(s, "differs") {
 		t.Errorf("member edge-2 row = %q, want suspect and a config that differs", s)
+	}
+	// BGP: sessions with their state and BFD, announcements with the reason.
+	if s := b.js(`document.querySelector('#bgp-body tr[data-key="peer/10.0.0.2"]').innerText`); !strings.Contains(s, "active") || !strings.Contains(s, "hold timer expired") || !strings.Contains(s, "4") {
+		t.Errorf("BGP peer 10.0.0.2 row = %q, want active, 4 flaps, hold timer expired", s)
+	}
+	if s := b.js(`document.querySelector('#bgp-body tr[data-key="peer/10.0.0.1"]').innerText`); !strings.Contains(s, "established") || !strings.Contains(s, "up") || !strings.Contains(s, "26 h 0 m") {
+		t.Errorf("BGP peer 10.0.0.1 row = %q, want established for 26 h, BFD up", s)
+	}
+	if s := b.js(`document.querySelector('#bgp-vips-body tr[data-key="vip/dns-vip"]').innerText`); !strings.Contains(s, "withdrawn") || !strings.Contains(s, "no usable backend") {
+		t.Errorf("BGP VIP dns-vip row = %q, want withdrawn: no usable backend", s)
+	}
+	if s := b.js(`[...document.querySelectorAll('#summary-list li')].map((li) => li.innerText).join('\n')`); !strings.Contains(s, "1 of 2 sessions up · 1 of 2 VIPs announced") {
+		t.Errorf("summary = %q, want the BGP line", s)
 	}
 	// VIP: owner, rates from two polls, backends with their Maglev share.
 	vip := `document.querySelector('#vips-body article[data-key="web-vip"]')`

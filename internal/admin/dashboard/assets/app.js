@@ -187,6 +187,8 @@
   }
   const MEMBER = { alive: 'ok', suspect: 'warn', dead: 'bad', left: 'none' };
   const DISCO = { ok: 'ok', stale: 'warn', pending: 'none' };
+  const SESSION = { established: 'ok', idle: 'bad', active: 'warn', connect: 'warn', opensent: 'warn', openconfirm: 'warn' };
+  const BFD = { up: 'ok', down: 'bad', init: 'warn', admin_down: 'none' };
   const tag = (text, cls, title) => h('span', { class: 'tag' + (cls ? ' ' + cls : ''), title }, text);
 
   // ---- rates: the difference of two polls ----
@@ -242,6 +244,7 @@
     const counts = renderPools(doc, now);
     const vcounts = renderVIPs(doc, now);
     renderCluster(doc);
+    renderBGP(doc, now);
     renderRoutes(doc);
     renderDiscovery(doc, now);
     renderSummary(doc, counts, vcounts);
@@ -287,6 +290,7 @@
       ['Pool endpoints', pc.down ? badge('bad', countText(pc)) : countText(pc), '#pools'],
       ['VIP backends', vc.down ? badge('bad', countText(vc)) : countText(vc), '#vips'],
       ['Cluster', doc.cluster && doc.cluster.enabled ? alive + ' of ' + members.length + ' members alive' : 'off (single node)', '#cluster'],
+      ['BGP', bgpSummary(doc.bgp || {}), '#bgp'],
       ['L4 dataplane', l4.attached ? 'XDP ' + (l4.mode || '') + ' on ' + (l4.interface || '?') : 'not attached', '#vips'],
       ['Discovery', disco.length ? disco.length - stale - pending + ' ok' + (stale ? ' · ' + stale + ' stale' : '') + (pending ? ' · ' + pending + ' pending' : '') : 'none', '#discovery'],
     ];
@@ -573,6 +577,59 @@
         (m.vips || []).length ? (m.vips || []).map((n, i) => [i ? ', ' : '', n,
           vipOwners.has(n) && vipOwners.get(n) !== m.name ? tag('owner says ' + (vipOwners.get(n) || 'none'), 'tag-warn') : null])
           : h('span', { class: 'muted', text: 'none' }),
+      ],
+    })));
+  }
+
+  function bgpSummary(b) {
+    if (!b.enabled) return 'off';
+    const peers = b.peers || [];
+    const up = peers.filter((p) => p.state === 'established').length;
+    const vips = b.vips || [];
+    const ann = vips.filter((v) => v.announced).length;
+    const text = up + ' of ' + peers.length + ' sessions up · ' + ann + ' of ' + vips.length + ' VIPs announced';
+    return up < peers.length || ann < vips.length ? badge('warn', text) : text;
+  }
+
+  function renderBGP(doc, now) {
+    const holder = $('bgp-body');
+    const vipsHolder = $('bgp-vips-body');
+    const b = doc.bgp || {};
+    if (!b.enabled) {
+      empty(holder, 'BGP is off. To run several nodes active-active behind a router\'s ECMP, add a bgp section (asn, peers, vips) to the config.');
+      clearTable(holder);
+      clearTable(vipsHolder);
+      return;
+    }
+    empty(holder, '');
+    table(holder, 'BGP sessions (AS ' + b.asn + ')', [
+      { label: 'Peer' }, { label: 'AS', num: true }, { label: 'Session' }, { label: 'Since' },
+      { label: 'Hold', num: true }, { label: 'BFD' }, { label: 'Flaps', num: true }, { label: 'Last disconnect' },
+    ], (b.peers || []).map((p) => ({
+      key: 'peer/' + p.address,
+      cls: p.state !== 'established' ? 'row-bad' : '',
+      cells: [
+        h('span', { class: 'mono' }, p.address),
+        String(p.asn),
+        badge(SESSION[p.state] || 'none', p.state || 'unknown'),
+        p.since ? ago(p.since, now) : h('span', { class: 'muted', text: '—' }),
+        p.hold_time_s ? p.hold_time_s + ' s' : '—',
+        p.bfd ? badge(BFD[p.bfd] || 'none', p.bfd) : h('span', { class: 'muted', text: 'off' }),
+        String(p.flaps || 0),
+        p.last_disconnect_reason ? p.last_disconnect_reason.replace(/_/g, ' ') : h('span', { class: 'muted', text: '—' }),
+      ],
+    })));
+    table(vipsHolder, 'Announcements', [
+      { label: 'VIP' }, { label: 'Prefix' }, { label: 'State' }, { label: 'Why' }, { label: 'Since' },
+    ], (b.vips || []).map((v) => ({
+      key: 'vip/' + v.vip,
+      cls: v.announced ? '' : 'row-bad',
+      cells: [
+        v.vip,
+        h('span', { class: 'mono' }, v.prefix),
+        v.announced ? badge('ok', 'announced') : badge('bad', 'withdrawn'),
+        v.reason.replace(/_/g, ' '),
+        ago(v.since, now),
       ],
     })));
   }
