@@ -9,6 +9,8 @@
 #                                                        HAProxy and nginx, same run
 #   failover  bench/failover/run.sh -quick               crash-to-first-connection gap
 #                                                        against keepalived (root)
+#   bgp       bench/bgp/run.sh -quick (no 90s default)   node crash to the router dropping
+#                                                        its ECMP next hop, flows kept (root, bird2)
 #
 # A part whose prerequisite is missing (root, haproxy, wrk, h2load,
 # keepalived, the shared L7 harness) is skipped with the reason; the others
@@ -18,7 +20,7 @@
 # in OUT_DIR. Exits 1 if a part failed (after the table), 0 if every part
 # passed or skipped.
 #
-# Knobs (defaults in brackets): PARTS ["maglev xdp l7 failover"], BUDGET [840],
+# Knobs (defaults in brackets): PARTS ["maglev xdp l7 failover bgp"], BUDGET [840],
 # OUT_DIR [mktemp], XDP_BENCHTIME [20000x], XDP_COUNT [3], L7_SECS [3],
 # L7_TARGETS ["haproxy nginx portcullis"], GO [go].
 #
@@ -31,7 +33,7 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 GO=${GO:-go}
-PARTS=${PARTS:-maglev xdp l7 failover}
+PARTS=${PARTS:-maglev xdp l7 failover bgp}
 BUDGET=${BUDGET:-840}
 XDP_BENCHTIME=${XDP_BENCHTIME:-20000x}
 XDP_COUNT=${XDP_COUNT:-3}
@@ -204,11 +206,38 @@ part_failover() {
 	}' "$log")
 }
 
+part_bgp() {
+	if ! is_root; then
+		status bgp "skipped: needs root (network namespaces, XDP)"
+		return
+	fi
+	if ! have bird && [ ! -x /usr/sbin/bird ]; then
+		status bgp "skipped: bird2 is not installed (apt-get install bird2)"
+		return
+	fi
+	local log=$OUT/bgp.txt rc=0
+	# The default timers' crash waits out a 90 s hold time: docs/bgp.md
+	# has that number; here the settings that finish in seconds.
+	bounded bgp 300 "$log" sh bench/bgp/run.sh -quick -settings kill,hold3,bfd100,bfd300 || rc=$?
+	finish bgp "$rc" "$log"
+	# setting (24 columns) runs min median max flows-ok all...
+	while IFS=$'\t' read -r what value against; do
+		row bgp "$what" "$value" "$against"
+	done < <(awk '
+	/^setting +runs +min +median/ { on = 1; next }
+	on && NF >= 6 {
+		label = substr($0, 1, 24); sub(/ +$/, "", label)
+		split(substr($0, 25), f, " ")
+		if (f[1] + 0 == 0) { printf "route drop, %s\tno run\t%s\n", label, substr($0, 25); next }
+		printf "route drop, %s (%d runs)\tmedian %s\tmax %s, flows kept %s\n", label, f[1], f[3], f[4], f[5]
+	}' "$log")
+}
+
 say "raw outputs in $OUT; budget ${BUDGET}s; parts: $PARTS"
 for p in $PARTS; do
 	case $p in
-	maglev | xdp | l7 | failover) "part_$p" ;;
-	*) status "$p" "skipped: unknown part (want maglev, xdp, l7, failover)" ;;
+	maglev | xdp | l7 | failover | bgp) "part_$p" ;;
+	*) status "$p" "skipped: unknown part (want maglev, xdp, l7, failover, bgp)" ;;
 	esac
 done
 

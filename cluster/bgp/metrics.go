@@ -19,7 +19,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		announcedG: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "portcullis_bgp_announced",
-			Help: "1 while this node announces the VIP's prefix to its BGP peers.",
+			Help: "1 while this node offers the VIP's prefix to its BGP peers (its decision: serving); a router has it only over an established session (portcullis_bgp_peer_established).",
 		}, []string{"vip"}),
 		withdrawals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_bgp_withdrawals_total",

@@ -32,7 +32,8 @@ type BGP struct {
 	Communities []string `yaml:"communities"`
 	// WithdrawSettle is how long a node keeps serving after withdrawing its
 	// VIPs on SIGTERM, before it stops listeners and detaches XDP, so the
-	// routers have moved traffic away first. Default: 2s.
+	// routers have moved traffic away first. shutdown.drain starts after
+	// it: a stop takes up to withdraw_settle + drain. Default: 2s.
 	WithdrawSettle Duration `yaml:"withdraw_settle"`
 	// GracefulRestart advertises the graceful-restart capability (RFC 4724)
 	// with this restart time, so that the routers keep this node's routes

@@ -168,11 +168,14 @@ func communities(list []string) []uint32 {
 	return out
 }
 
+// bgpStopTimeout bounds closing the sessions at exit.
+const bgpStopTimeout = 3 * time.Second
+
 // withdrawBGP withdraws every VIP at the start of a shutdown and waits
-// withdraw_settle (bounded by ctx) so that the routers move new flows to
-// the other nodes while this one still forwards everything that arrives:
-// the flows the routers re-hash land on nodes that pick the same backend.
-func (d *Daemon) withdrawBGP(ctx context.Context) {
+// withdraw_settle so that the routers move new flows to the other nodes
+// while this one still forwards everything that arrives: the flows the
+// routers re-hash land on nodes that pick the same backend.
+func (d *Daemon) withdrawBGP() {
 	sp := d.bgpSpeaker()
 	g := d.gen.Load()
 	if sp == nil || g == nil || g.cfg.BGP == nil {
@@ -186,10 +189,7 @@ func (d *Daemon) withdrawBGP(ctx context.Context) {
 	}
 	settle := g.cfg.BGP.WithdrawSettle.D()
 	d.log.Info("BGP VIPs withdrawn; letting the routers converge", "for", settle)
-	select {
-	case <-ctx.Done():
-	case <-time.After(settle):
-	}
+	time.Sleep(settle)
 }
 
 // stopBGP closes the sessions (Cease) and stops the speaker.

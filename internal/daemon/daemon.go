@@ -395,11 +395,13 @@ func (d *Daemon) shutdown() error {
 	d.reloadMu.Unlock()
 	cfg := d.gen.Load().cfg
 	drain := cfg.Shutdown.Drain.D()
+	// Routers first: they stop sending new flows here while everything
+	// still forwards (the other nodes pick the same backends). The wait
+	// is bgp.withdraw_settle of its own, before the drain's clock starts:
+	// sharing one deadline would leave a short drain no time to drain.
+	d.withdrawBGP()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	// Routers first: they stop sending new flows here while everything
-	// still forwards (the other nodes pick the same backends).
-	d.withdrawBGP(ctx)
 	// The last rate-limit counts go out while the peers still listen.
 	d.stopRateSync()
 	// VIPs go to the peer first; XDP keeps forwarding what still reaches
@@ -419,8 +421,12 @@ func (d *Daemon) shutdown() error {
 func (d *Daemon) closeSubsystems(ctx context.Context) {
 	d.health.Close()
 	d.demo.Close(ctx)
-	// Sessions close (Cease) before XDP goes: nothing is announced by then.
-	d.stopBGP(ctx)
+	// Sessions close (Cease) before XDP goes: nothing is announced by
+	// then. Its own short bound: an expired drain must not skip the
+	// NOTIFICATION that makes the routers drop this node at once.
+	bctx, bcancel := context.WithTimeout(context.Background(), bgpStopTimeout)
+	d.stopBGP(bctx)
+	bcancel()
 	d.closeL4()
 }
 
