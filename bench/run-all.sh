@@ -215,22 +215,34 @@ part_bgp() {
 		status bgp "skipped: bird2 is not installed (apt-get install bird2)"
 		return
 	fi
-	local log=$OUT/bgp.txt rc=0
+	local log=$OUT/bgp.txt ref=$OUT/bgp-bird.txt rc=0
 	# The default timers' crash waits out a 90 s hold time: docs/bgp.md
-	# has that number; here the settings that finish in seconds.
-	bounded bgp 300 "$log" sh bench/bgp/run.sh -quick -settings kill,hold3,bfd100,bfd300 || rc=$?
+	# has that number; here the settings that finish in seconds, with the
+	# daemon's own speaker and then bird2 in its place (the peer).
+	local settings=kill,hold3,bfd100,bfd300
+	bounded bgp 200 "$log" sh bench/bgp/run.sh -quick -settings $settings || rc=$?
+	[ "$rc" = 0 ] && { bounded bgp 200 "$ref" sh bench/bgp/run.sh -quick -settings $settings -speaker bird || rc=$?; }
 	finish bgp "$rc" "$log"
 	# setting (24 columns) runs min median max flows-ok all...
 	while IFS=$'\t' read -r what value against; do
 		row bgp "$what" "$value" "$against"
 	done < <(awk '
+	FNR == 1 { file++ }
 	/^setting +runs +min +median/ { on = 1; next }
+	/^$/ { on = 0 }
 	on && NF >= 6 {
 		label = substr($0, 1, 24); sub(/ +$/, "", label)
 		split(substr($0, 25), f, " ")
-		if (f[1] + 0 == 0) { printf "route drop, %s\tno run\t%s\n", label, substr($0, 25); next }
-		printf "route drop, %s (%d runs)\tmedian %s\tmax %s, flows kept %s\n", label, f[1], f[3], f[4], f[5]
-	}' "$log")
+		if (file == 2) { bird[label] = f[3]; next }
+		order[++n] = label; runs[label] = f[1]; med[label] = f[3]; mx[label] = f[4]; ok[label] = f[5]
+	}
+	END {
+		for (i = 1; i <= n; i++) {
+			l = order[i]
+			if (runs[l] + 0 == 0) { printf "route drop, %s\tno run\t-\n", l; continue }
+			printf "route drop, %s (%d runs, flows kept %s)\tmedian %s, max %s\tbird2 as speaker: %s\n", l, runs[l], ok[l], med[l], mx[l], (l in bird ? bird[l] : "-")
+		}
+	}' "$log" "$ref" 2>/dev/null)
 }
 
 say "raw outputs in $OUT; budget ${BUDGET}s; parts: $PARTS"
