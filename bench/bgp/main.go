@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/cluster/bgp/e2e"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 )
 
@@ -185,7 +186,7 @@ func main() {
 		if r.note != "" {
 			note = " (" + r.note + ")"
 		}
-		fmt.Printf("%-24s %4d %9s %9s %9s %13s  %s%s\n", r.s.label, len(r.detect), ms(sorted[0]), ms(median(sorted)), ms(sorted[len(sorted)-1]),
+		fmt.Printf("%-24s %4d %9s %9s %9s %13s  %s%s\n", r.s.label, len(r.detect), e2etest.MS(sorted[0]), e2etest.MS(e2etest.Median(sorted)), e2etest.MS(sorted[len(sorted)-1]),
 			fmt.Sprintf("%d/%d", r.survived, r.flows), strings.Join(all, " "), note)
 	}
 }
@@ -323,16 +324,6 @@ func restore(lab *e2e.Lab, victim int) (*e2e.Node, error) {
 		return n, err
 	}
 	return n, nil
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
-
-func median(sorted []time.Duration) time.Duration {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func fatalf(format string, args ...any) {

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/cluster/e2e"
+	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 )
 
@@ -164,18 +165,8 @@ func main() {
 		for _, g := range r.gaps {
 			all = append(all, fmt.Sprint(g.Milliseconds()))
 		}
-		fmt.Printf("%-26s %5d %9s %9s %9s  %s %s\n", label, len(r.gaps), ms(median(sorted)), ms(sorted[len(sorted)-1]), ms(sorted[0]), strings.Join(all, " "), r.note)
+		fmt.Printf("%-26s %5d %9s %9s %9s  %s %s\n", label, len(r.gaps), e2etest.MS(e2etest.Median(sorted)), e2etest.MS(sorted[len(sorted)-1]), e2etest.MS(sorted[0]), strings.Join(all, " "), r.note)
 	}
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%dms", d.Milliseconds()) }
-
-func median(sorted []time.Duration) time.Duration {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
 func fatalf(format string, args ...any) {

@@ -496,41 +496,18 @@ func peerAPI(cfg Config, p Peer) *api.Peer {
 	return ap
 }
 
-func fsmName(s bgppkt.FSMState) string {
-	switch s {
-	case bgppkt.BGP_FSM_IDLE:
-		return "idle"
-	case bgppkt.BGP_FSM_CONNECT:
-		return "connect"
-	case bgppkt.BGP_FSM_ACTIVE:
-		return "active"
-	case bgppkt.BGP_FSM_OPENSENT:
-		return "opensent"
-	case bgppkt.BGP_FSM_OPENCONFIRM:
-		return "openconfirm"
-	case bgppkt.BGP_FSM_ESTABLISHED:
-		return "established"
+// sessionStates are the FSM states by the API's numbering (RFC 4271
+// order from 1); GoBGP's own FSMState is the same order from 0.
+var sessionStates = [...]string{"unknown", "idle", "connect", "active", "opensent", "openconfirm", "established"}
+
+func sessionName(s api.PeerState_SessionState) string {
+	if int(s) < len(sessionStates) {
+		return sessionStates[s]
 	}
 	return "unknown"
 }
 
-func sessionName(s api.PeerState_SessionState) string {
-	switch s {
-	case api.PeerState_SESSION_STATE_IDLE:
-		return "idle"
-	case api.PeerState_SESSION_STATE_CONNECT:
-		return "connect"
-	case api.PeerState_SESSION_STATE_ACTIVE:
-		return "active"
-	case api.PeerState_SESSION_STATE_OPENSENT:
-		return "opensent"
-	case api.PeerState_SESSION_STATE_OPENCONFIRM:
-		return "openconfirm"
-	case api.PeerState_SESSION_STATE_ESTABLISHED:
-		return "established"
-	}
-	return "unknown"
-}
+func fsmName(s bgppkt.FSMState) string { return sessionName(api.PeerState_SessionState(s + 1)) }
 
 func bfdName(s api.BfdSessionState) string {
 	switch s {

@@ -73,6 +73,21 @@ type Timers struct {
 	BFDMult     int
 }
 
+// birdBFD is bird's BFD protocol for these timers ("" without BFD).
+func (t Timers) birdBFD() string {
+	if !t.BFD {
+		return ""
+	}
+	return fmt.Sprintf(`protocol bfd {
+	interface "eth0" {
+		min rx interval %d ms;
+		min tx interval %d ms;
+		multiplier %d;
+	};
+}
+`, t.bfdInterval().Milliseconds(), t.bfdInterval().Milliseconds(), t.bfdMult())
+}
+
 func (t Timers) hold() time.Duration {
 	if t.Hold == 0 {
 		return 90 * time.Second
@@ -358,16 +373,7 @@ protocol kernel {
 	merge paths on;
 }
 `, RouterNodeSide.Addr())
-	if t.BFD {
-		fmt.Fprintf(&b, `protocol bfd {
-	interface "eth0" {
-		min rx interval %d ms;
-		min tx interval %d ms;
-		multiplier %d;
-	};
-}
-`, t.bfdInterval().Milliseconds(), t.bfdInterval().Milliseconds(), t.bfdMult())
-	}
+	b.WriteString(t.birdBFD())
 	for i, h := range l.Nodes {
 		fmt.Fprintf(&b, `protocol bgp %s {
 	local %s as %d;
@@ -587,16 +593,7 @@ router id %s;
 protocol device { }
 protocol static { ipv4; route %s blackhole; }
 `, NodeAddr(i).Addr(), VIPPrefix)
-	if t.BFD {
-		fmt.Fprintf(&b, `protocol bfd {
-	interface "eth0" {
-		min rx interval %d ms;
-		min tx interval %d ms;
-		multiplier %d;
-	};
-}
-`, t.bfdInterval().Milliseconds(), t.bfdInterval().Milliseconds(), t.bfdMult())
-	}
+	b.WriteString(t.birdBFD())
 	fmt.Fprintf(&b, `protocol bgp uplink {
 	local %s as %d;
 	neighbor %s as %d;
