@@ -38,7 +38,6 @@ type reqState struct {
 	match   route.Result
 	in      *http.Request
 	out     http.Request // the upstream request for route rewrites
-	scratch [32]byte
 	idBuf   [48]byte
 	tried   [4]endpointRef
 	bytesIn int64
@@ -99,37 +98,39 @@ type fwdHeaders struct {
 	keepHost  string
 }
 
-func (f *fwdHeaders) writeTo(bw *bufio.Writer) {
-	bw.WriteString("X-Forwarded-For: ")
+// appendTo appends the fields to an HTTP/1.1 request head.
+func (f *fwdHeaders) appendTo(b []byte) []byte {
+	b = append(b, "X-Forwarded-For: "...)
 	for _, v := range f.priorXFF {
-		bw.WriteString(v)
-		bw.WriteString(", ")
+		b = append(b, v...)
+		b = append(b, ", "...)
 	}
-	bw.WriteString(f.clientIP)
-	bw.WriteString("\r\nX-Forwarded-Proto: ")
-	bw.WriteString(f.xfProto())
+	b = append(b, f.clientIP...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, f.xfProto()...)
 	if xh := f.xfHost(); xh != "" {
-		bw.WriteString("\r\nX-Forwarded-Host: ")
-		bw.WriteString(xh)
+		b = append(b, "\r\nX-Forwarded-Host: "...)
+		b = append(b, xh...)
 	}
-	bw.WriteString("\r\nForwarded: ")
+	b = append(b, "\r\nForwarded: "...)
 	for _, v := range f.priorFwd {
-		bw.WriteString(v)
-		bw.WriteString(", ")
+		b = append(b, v...)
+		b = append(b, ", "...)
 	}
-	f.writeForwarded(bw)
-	bw.WriteString("\r\n")
-	bw.WriteString(f.idHeader)
-	bw.WriteString(": ")
-	bw.Write(f.id)
-	bw.WriteString("\r\n")
+	b = f.appendForwarded(b)
+	b = append(b, "\r\n"...)
+	b = append(b, f.idHeader...)
+	b = append(b, ": "...)
+	b = append(b, f.id...)
+	b = append(b, "\r\n"...)
 	if f.via != "" {
-		bw.WriteString("Via: ")
-		bw.WriteString(f.viaProto)
-		bw.WriteByte(' ')
-		bw.WriteString(f.via)
-		bw.WriteString("\r\n")
+		b = append(b, "Via: "...)
+		b = append(b, f.viaProto...)
+		b = append(b, ' ')
+		b = append(b, f.via...)
+		b = append(b, "\r\n"...)
 	}
+	return b
 }
 
 func (f *fwdHeaders) xfProto() string {
@@ -146,38 +147,32 @@ func (f *fwdHeaders) xfHost() string {
 	return f.host
 }
 
-// writeForwarded writes this hop's element: for=, host=, proto= (RFC 7239
-// §4). IPv6 addresses are bracketed and quoted (§6); the host is always
-// quoted because a port's ':' is not a token character.
-type byteWriter interface {
-	WriteString(string) (int, error)
-	WriteByte(byte) error
-}
-
-func (f *fwdHeaders) writeForwarded(w byteWriter) {
-	w.WriteString("for=")
+// appendForwarded appends this hop's element: for=, host=, proto= (RFC
+// 7239 §4). IPv6 addresses are bracketed and quoted (§6); the host is
+// always quoted because a port's ':' is not a token character.
+func (f *fwdHeaders) appendForwarded(b []byte) []byte {
+	b = append(b, "for="...)
 	if f.client.Is6() && !f.client.Is4In6() {
-		w.WriteString(`"[`)
-		w.WriteString(f.clientIP)
-		w.WriteString(`]"`)
+		b = append(b, `"[`...)
+		b = append(b, f.clientIP...)
+		b = append(b, `]"`...)
 	} else {
-		w.WriteString(f.clientIP)
+		b = append(b, f.clientIP...)
 	}
-	w.WriteString(`;host="`)
+	b = append(b, `;host="`...)
 	for i := 0; i < len(f.host); i++ {
 		if c := f.host[i]; c == '"' || c == '\\' {
-			w.WriteByte('\\')
+			b = append(b, '\\')
 		}
-		w.WriteByte(f.host[i])
+		b = append(b, f.host[i])
 	}
-	w.WriteString(`";proto=`)
-	w.WriteString(f.proto)
+	b = append(b, `";proto=`...)
+	return append(b, f.proto...)
 }
 
 func (f *fwdHeaders) forwardedString() string {
-	var b strings.Builder
-	f.writeForwarded(&b)
-	return b.String()
+	var buf [128]byte
+	return string(f.appendForwarded(buf[:0]))
 }
 
 // isIdempotent is RFC 9110 §9.2.2.
@@ -372,7 +367,7 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	// registration would cost three allocations on every request.
 	stop := noStop
 	if r.ProtoMajor >= 2 {
-		stop = context.AfterFunc(r.Context(), func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
+		stop = afterFunc(r.Context(), c.abort)
 		defer stop()
 	}
 	if conf.ResponseHeaderTimeout > 0 {
@@ -461,6 +456,24 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 }
 
 func noStop() bool { return true }
+
+// afterFuncer is a context that runs functions after it ends by itself,
+// as the lean HTTP/2 server's stream contexts do (context.AfterFunc uses
+// the same method when a parent has it).
+type afterFuncer interface {
+	AfterFunc(func()) (stop func() bool)
+}
+
+// afterFunc is context.AfterFunc, calling an afterFuncer directly:
+// context.AfterFunc would wrap the registration in a cancelCtx of its own
+// and make the stream context's Done channel, seven allocations on every
+// HTTP/2 request instead of one.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
+}
 
 // decorateResponse adds what this hop adds to every response: the route's
 // response header changes, Via, the request id.

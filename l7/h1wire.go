@@ -96,14 +96,17 @@ func (ct *connTokens) has(k string) bool {
 	return false
 }
 
-// writeRequestHead writes the request line and headers for upstream.
+// writeRequestHead writes the request line and headers for upstream. The
+// head is appended into the writer's free space and written with one call
+// (a WriteString per piece cost more than the appending).
 func writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState, body bodyMode) {
-	bw.WriteString(r.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(st.uri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(st.outHost)
-	bw.WriteString("\r\n")
+	b := bw.AvailableBuffer()
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, st.uri...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, st.outHost...)
+	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
 		if isHopHeader(k) || st.skipHeader(k) {
 			if k == "Te" && r.ProtoMajor >= 2 {
@@ -111,38 +114,39 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState, body body
 				// h2 or h3 client may send (RFC 9113 §8.2.2, RFC 9114 §4.2).
 				for _, v := range vv {
 					if strings.EqualFold(v, "trailers") {
-						bw.WriteString("Te: trailers\r\n")
+						b = append(b, "Te: trailers\r\n"...)
 					}
 				}
 			}
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
-	st.fwd.writeTo(bw)
+	b = st.fwd.appendTo(b)
 	if st.upgrade != "" {
-		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		bw.WriteString(st.upgrade)
-		bw.WriteString("\r\n")
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, st.upgrade...)
+		b = append(b, "\r\n"...)
 	}
 	switch body.kind {
 	case bodyLength:
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(st.scratch[:0], body.n, 10))
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, body.n, 10)
+		b = append(b, "\r\n"...)
 	case bodyChunked:
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	case bodyNone:
 		if r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH" {
-			bw.WriteString("Content-Length: 0\r\n")
+			b = append(b, "Content-Length: 0\r\n"...)
 		}
 	}
-	bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	bw.Write(b)
 }
 
 type bodyKind uint8

@@ -192,6 +192,10 @@ type h1conn struct {
 	idleAt      time.Time
 	hasDeadline bool      // a total-timeout deadline is set
 	rd          time.Time // the header-timeout read deadline armed, if any
+	// abort cuts a wait on the upstream (an HTTP/2+ client reset its
+	// stream). Made once per connection: a closure per request would be
+	// an allocation per request.
+	abort func()
 }
 
 // armHeaderTimeout sets the response-header read deadline. Re-arming a
@@ -243,10 +247,11 @@ func (hp *hostPool) get(ctx context.Context) (c *h1conn, reused bool, err error)
 		return nil, false, err
 	}
 	return &h1conn{
-		conn: conn,
-		br:   bufio.NewReaderSize(conn, upstreamReadBuf),
-		bw:   bufio.NewWriterSize(conn, upstreamWriteBuf),
-		hp:   hp,
+		conn:  conn,
+		br:    bufio.NewReaderSize(conn, upstreamReadBuf),
+		bw:    bufio.NewWriterSize(conn, upstreamWriteBuf),
+		hp:    hp,
+		abort: func() { conn.SetReadDeadline(time.Unix(1, 0)) },
 	}, false, nil
 }
 

@@ -19,7 +19,13 @@ type streamCtx struct {
 	mu     sync.Mutex
 	done   chan struct{} // made on the first Done
 	err    error
-	funcs  []*afterFunc
+	// first is the first AfterFunc registration, kept inline: the proxy
+	// makes exactly one per request (to abort its upstream exchange on a
+	// reset), which then costs one allocation (the stop function) instead
+	// of two.
+	first     afterFunc
+	firstUsed bool
+	funcs     []*afterFunc
 }
 
 type afterFunc struct {
@@ -56,14 +62,21 @@ func (c *streamCtx) Value(key any) any { return c.parent.Value(key) }
 // runs in its own goroutine once the context is cancelled; stop prevents
 // that and reports whether it did.
 func (c *streamCtx) AfterFunc(f func()) (stop func() bool) {
-	a := &afterFunc{f: f}
 	c.mu.Lock()
+	a := &c.first
+	if c.firstUsed {
+		a = &afterFunc{}
+	}
+	c.firstUsed = true
+	a.f = f
 	if c.err != nil {
 		a.fired = true
 		c.mu.Unlock()
 		go f()
 	} else {
-		c.funcs = append(c.funcs, a)
+		if a != &c.first {
+			c.funcs = append(c.funcs, a)
+		}
 		c.mu.Unlock()
 	}
 	return func() bool {
@@ -89,6 +102,10 @@ func (c *streamCtx) cancel() {
 		close(c.done)
 	}
 	var run []func()
+	if c.firstUsed && !c.first.stopped && !c.first.fired {
+		c.first.fired = true
+		run = append(run, c.first.f)
+	}
 	for _, a := range c.funcs {
 		if !a.stopped {
 			a.fired = true

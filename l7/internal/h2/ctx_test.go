@@ -53,3 +53,20 @@ func TestStreamContextBehavesLikeACancelContext(t *testing.T) {
 	context.AfterFunc(c, func() { close(late) })
 	<-late // registered after the cancel: runs at once
 }
+
+// The first registration, kept inline in the context, runs on the cancel
+// like the others, and its stop reports that it ran.
+func TestStreamContextRunsItsFirstAfterFunc(t *testing.T) {
+	c := newStreamCtx(context.Background())
+	ran := make(chan struct{})
+	stop := c.AfterFunc(func() { close(ran) })
+	c.cancel()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first AfterFunc did not run")
+	}
+	if stop() {
+		t.Fatal("stop after the function ran must report false")
+	}
+}

@@ -7,10 +7,13 @@
 // Here every connection has one reader goroutine (frames in, flow control,
 // stream state) and one writer goroutine. Handlers (one goroutine per
 // stream) append their frames to the connection's write buffer under its
-// lock and wake the writer, which takes everything queued at once: while it
-// sits in a write, the responses of the other streams gather, so a busy
-// connection sends many responses per TLS record and per system call, as
-// HAProxy does. Response headers and bodies of up to 4 KiB are held until
+// lock and wake the writer (a stream whose response ends when no writer
+// runs becomes the writer itself rather than start one), which takes
+// everything queued at once: while it sits in a write, the responses of
+// the other streams gather, so a busy connection sends many responses per
+// TLS record and per system call, as HAProxy does. Response heads are
+// encoded with HPACK's static table only (hpackenc.go), as HAProxy's are.
+// Response headers and bodies of up to 4 KiB are held until
 // the handler returns or flushes, so a small response is one HEADERS and
 // one DATA frame with END_STREAM, with a Content-Length.
 //
@@ -129,8 +132,8 @@ type conn struct {
 	running     int // handlers running
 	wbuf        []byte
 	spare       []byte
-	hbuf        headerBuf
-	henc        *hpack.Encoder
+	outBox      *[]byte // for giving wbuf back to outPool
+	henc        hpackEncoder
 	sendWindow  int64
 	peerInitial int64 // peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame   int   // peer's SETTINGS_MAX_FRAME_SIZE
@@ -147,11 +150,6 @@ type conn struct {
 	idleTimer   *time.Timer
 	handlers    sync.WaitGroup
 }
-
-// headerBuf is the HPACK encoder's output.
-type headerBuf struct{ b []byte }
-
-func (h *headerBuf) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
 
 // readerPool holds the connections' read buffers. Small: under TLS the
 // record layer already reads from the socket in large pieces and keeps a
@@ -206,7 +204,6 @@ func (s *Server) newConn(ctx context.Context, c net.Conn) *conn {
 		cn.tls = &st
 		cn.scheme = "https"
 	}
-	cn.henc = hpack.NewEncoder(&cn.hbuf)
 	s.mu.Lock()
 	if s.shutdown.Load() {
 		s.mu.Unlock()
@@ -469,7 +466,7 @@ func (cn *conn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxFrameSize:
 			cn.peerFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
-			cn.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			cn.henc.sizeUpdate = true
 		}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,5 +501,34 @@ func TestIdleTimeoutSendsGoAway(t *testing.T) {
 	})
 	if _, err := rc.fr.ReadFrame(); err == nil {
 		t.Fatal("the connection stayed open after GOAWAY")
+	}
+}
+
+// Request field values share one backing slice per stream (pooled with
+// it): a repeated field, a handler's append to a field, and the next
+// request on the same pooled stream must each see their own values.
+func TestRequestFieldValuesStayApart(t *testing.T) {
+	got := make(chan http.Header, 2)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header["A"] = append(r.Header["A"], "appended")
+		r.Header["C"] = append(r.Header["C"], "appended")
+		got <- r.Header.Clone()
+	})}
+	hs, _ := start(t, s)
+	rc := dialRaw(t, hs)
+	want := []http.Header{
+		{"A": {"1", "3", "appended"}, "B": {"2"}, "C": {"4", "appended"}},
+		{"A": {"5", "appended"}, "B": {"6"}, "C": {"appended"}},
+	}
+	rc.get(1, "a", "1", "b", "2", "a", "3", "c", "4")
+	h := <-got
+	rc.get(3, "a", "5", "b", "6")
+	h2 := <-got
+	for i, h := range []http.Header{h, h2} {
+		for k, v := range want[i] {
+			if !slices.Equal(h[k], v) {
+				t.Errorf("request %d: %s = %q, want %q", i+1, k, h[k], v)
+			}
+		}
 	}
 }

@@ -24,6 +24,9 @@ type stream struct {
 	w       response
 	hasBody bool // never pooled: an upstream transport may read the body after the handler returned
 	reqHdr  http.Header
+	// hvals backs the request header's values: one slice for the whole
+	// list rather than one per field, kept with the stream.
+	hvals []string
 
 	// guarded by cn.mu
 	closed      bool  // removed from the map
@@ -42,10 +45,14 @@ type stream struct {
 	continue100 bool        // Expect: 100-continue, not answered yet
 }
 
-// connection-specific fields, malformed in HTTP/2 (RFC 9113 §8.2.2).
-var connSpecific = map[string]bool{
-	"connection": true, "keep-alive": true, "proxy-connection": true,
-	"transfer-encoding": true, "upgrade": true,
+// connSpecific reports the connection-specific fields, malformed in
+// HTTP/2 (RFC 9113 §8.2.2).
+func connSpecific(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 func (cn *conn) onHeaders(f *headerBlock) error {
@@ -159,9 +166,10 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 	}
 	regular := f.regular()
 	hdr := st.reqHdr
+	vals := st.hvals[:0]
 	var cookies []string
 	for _, hf := range regular {
-		if connSpecific[hf.Name] || hf.Name == "te" && hf.Value != "trailers" {
+		if connSpecific(hf.Name) || hf.Name == "te" && hf.Value != "trailers" {
 			return nil, 0
 		}
 		if hf.Name == "cookie" {
@@ -170,8 +178,16 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 			continue
 		}
 		k := hkey.Canonical(hf.Name)
-		hdr[k] = append(hdr[k], hf.Value)
+		if old, ok := hdr[k]; ok {
+			hdr[k] = append(old, hf.Value)
+			continue
+		}
+		// Capacity 1: a repeated field appends into a copy, never over
+		// the next field's value.
+		vals = append(vals, hf.Value)
+		hdr[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
+	st.hvals = vals
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
@@ -302,8 +318,17 @@ func (cn *conn) onTrailers(st *stream, f *headerBlock) error {
 	return nil
 }
 
-// run serves one stream on its own goroutine.
+// run serves one stream on its own goroutine, which then writes the
+// connection's queue when the response's end left that to it (wake).
 func (cn *conn) run(st *stream, h http.Handler) {
+	if cn.serveStream(st, h) {
+		cn.writeLoop()
+	}
+}
+
+// serveStream runs the handler and ends the stream; true when the caller
+// is to run the writer.
+func (cn *conn) serveStream(st *stream, h http.Handler) (writes bool) {
 	defer cn.handlers.Done()
 	ok := serveHandler(h, &st.w, st.req)
 	if ok {
@@ -329,7 +354,9 @@ func (cn *conn) run(st *stream, h http.Handler) {
 	}
 	cn.mu.Unlock()
 	st.ctx.cancel()
+	writes = st.w.writes
 	st.recycle()
+	return writes
 }
 
 var streamPool sync.Pool
@@ -338,10 +365,13 @@ var streamPool sync.Pool
 func newStream(cn *conn, id uint32) *stream {
 	st, _ := streamPool.Get().(*stream)
 	if st == nil {
-		st = &stream{reqHdr: make(http.Header, 16), w: response{hdr: make(http.Header, 16)}}
+		// Maps without a size hint: up to 8 fields (most requests and
+		// responses through a proxy) they are one group, cheaper to fill,
+		// search and clear than a sized table.
+		st = &stream{reqHdr: http.Header{}, hvals: make([]string, 0, 16), w: response{hdr: http.Header{}}}
 	}
-	rh, wh := st.reqHdr, st.w.hdr
-	*st = stream{cn: cn, id: id, declared: -1, recvWindow: streamWindow, reqHdr: rh}
+	rh, hv, wh := st.reqHdr, st.hvals, st.w.hdr
+	*st = stream{cn: cn, id: id, declared: -1, recvWindow: streamWindow, reqHdr: rh, hvals: hv}
 	st.w = response{st: st, hdr: wh}
 	st.bodyCond.L = &cn.mu
 	return st
@@ -352,10 +382,12 @@ func newStream(cn *conn, id uint32) *stream {
 // whose request had a body are not reused (their body reader may outlive
 // the handler in an upstream transport), nor maps that grew large.
 func (st *stream) recycle() {
-	if st.hasBody || len(st.reqHdr) > 64 || len(st.w.hdr) > 64 {
+	if st.hasBody || len(st.reqHdr) > 64 || len(st.w.hdr) > 64 || cap(st.hvals) > 64 {
 		return
 	}
 	clear(st.reqHdr)
+	clear(st.hvals[:cap(st.hvals)]) // a malformed request may have left values past len
+	st.hvals = st.hvals[:0]
 	clear(st.w.hdr)
 	st.req, st.ctx, st.cn = nil, nil, nil
 	streamPool.Put(st)

@@ -22,7 +22,8 @@ import (
 // reading loses its connection, not the server's goroutines.
 const writeTimeout = 30 * time.Second
 
-// writeLoop runs while the connection has output: kick starts it, it sends
+// writeLoop runs while the connection has output: kick starts it (or the
+// goroutine of a stream that ended the output runs it: wake), it sends
 // everything queued at once, and it ends when the queue is empty, so an
 // idle connection has no writer goroutine (its stack is a third of an idle
 // connection's memory). Under load it lives on from write to write. The
@@ -68,9 +69,13 @@ func (cn *conn) writeLoop() {
 		cn.mu.Lock()
 		if len(cn.streams) > 0 && cap(buf) <= maxQueued {
 			cn.spare = buf[:0]
-		} else if len(cn.wbuf) == 0 {
-			// Idle: an idle connection holds no write buffer.
-			cn.wbuf = nil
+		} else {
+			cn.putBuf(buf)
+			if len(cn.wbuf) == 0 {
+				// Idle: an idle connection holds no write buffer.
+				cn.putBuf(cn.wbuf)
+				cn.wbuf = nil
+			}
 		}
 		if err != nil {
 			cn.werr = err
@@ -80,6 +85,40 @@ func (cn *conn) writeLoop() {
 		}
 		cn.mu.Unlock()
 	}
+}
+
+// outPool holds write queues that connections gave up when they went idle,
+// so that the next response of a connection, idle between requests, does
+// not grow a queue from nothing. Boxed: the connections keep the boxes
+// (outBox), so a buffer goes in and out without an allocation.
+var outPool sync.Pool
+
+const maxPooledOut = 64 << 10
+
+// takeBuf gives an empty queue, from the pool when it has one.
+func (cn *conn) takeBuf() []byte {
+	p, _ := outPool.Get().(*[]byte)
+	if p == nil {
+		return make([]byte, 0, 4<<10)
+	}
+	b := *p
+	*p = nil
+	cn.outBox = p
+	return b
+}
+
+// putBuf gives a queue the connection no longer uses to the pool.
+func (cn *conn) putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledOut {
+		return
+	}
+	p := cn.outBox
+	if p == nil {
+		p = new([]byte)
+	}
+	cn.outBox = nil
+	*p = b[:0]
+	outPool.Put(p)
 }
 
 // gather lets the handlers that are ready to run add their frames before
@@ -161,6 +200,8 @@ func appendGoAway(b []byte, last uint32, code http2.ErrCode) []byte {
 	return binary.BigEndian.AppendUint32(b, uint32(code))
 }
 
+// pendingPool holds the buffers of held-back bodies; the response keeps
+// the pool's pointer, so that returning it allocates nothing.
 var pendingPool = sync.Pool{New: func() any { b := make([]byte, 0, holdBody); return &b }}
 
 // response is the stream's http.ResponseWriter and http.Flusher.
@@ -175,7 +216,10 @@ type response struct {
 	clen     int64
 	written  int64
 	pending  []byte
+	pbuf     *[]byte  // pending's buffer, from pendingPool
 	declared []string // trailer names announced in the Trailer header
+	last     bool     // the send of finish without trailers: nothing follows
+	writes   bool     // the stream's goroutine is to be the writer (wake)
 }
 
 func (w *response) Header() http.Header { return w.hdr }
@@ -220,8 +264,9 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	w.written += int64(len(p))
 	if !w.sent && len(w.pending)+len(p) <= holdBody {
-		if w.pending == nil {
-			w.pending = (*pendingPool.Get().(*[]byte))[:0]
+		if w.pbuf == nil {
+			w.pbuf = pendingPool.Get().(*[]byte)
+			w.pending = (*w.pbuf)[:0]
 		}
 		w.pending = append(w.pending, p...)
 		return len(p), nil
@@ -253,12 +298,14 @@ func (w *response) finish() error {
 	if !w.sent && w.clen < 0 && len(tr) == 0 && !w.noBody && !w.head {
 		w.hdr["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
 	}
+	w.last = len(tr) == 0
 	err := w.st.cn.send(w, nil, len(tr) == 0)
-	if w.pending != nil {
+	w.last = false
+	if w.pbuf != nil {
 		// send copied it into the connection's queue (or failed).
-		b := w.pending[:0]
-		w.pending = nil
-		pendingPool.Put(&b)
+		*w.pbuf = w.pending[:0]
+		pendingPool.Put(w.pbuf)
+		w.pbuf, w.pending = nil, nil
 	}
 	if err != nil {
 		return err
@@ -302,7 +349,7 @@ func (cn *conn) send(w *response, p []byte, end bool) error {
 		headersEnd := end && len(w.pending) == 0 && len(p) == 0
 		cn.appendHeadersLocked(st.id, w.status, w.hdr, w.declared, headersEnd)
 		if headersEnd {
-			cn.kick()
+			cn.wake(w)
 			return nil
 		}
 	}
@@ -317,8 +364,23 @@ func (cn *conn) send(w *response, p []byte, end bool) error {
 			return err
 		}
 	}
-	cn.kick()
+	cn.wake(w)
 	return nil
+}
+
+// wake makes sure w's output gets written. A response's last output, when
+// no writer runs, is written by the stream's own goroutine once it is done
+// with the stream (run): a writer goroutine started for it would cost a
+// goroutine start and end and a hand-off per response. Only the last
+// output: before it the handler may still be writing, or waiting for the
+// writer to drain the queue. Called with mu held.
+func (cn *conn) wake(w *response) {
+	if w.last && !cn.writerOn && !cn.wclosed {
+		cn.writerOn = true
+		w.writes = true
+		return
+	}
+	cn.kick()
 }
 
 // waitQueueLocked waits while the connection's output queue is full.
@@ -347,6 +409,9 @@ func (cn *conn) appendDataLocked(st *stream, d []byte, end bool) error {
 		}
 		return nil
 	}
+	if cn.wbuf == nil {
+		cn.wbuf = cn.takeBuf()
+	}
 	for len(d) > 0 {
 		if err := cn.waitQueueLocked(st); err != nil {
 			return err
@@ -371,40 +436,47 @@ func (cn *conn) appendDataLocked(st *stream, d []byte, end bool) error {
 	return nil
 }
 
-// skipResponse are the fields never sent in an HTTP/2 response (RFC 9113
-// §8.2.2), whatever the handler set.
-var skipResponse = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
-	"Transfer-Encoding": true, "Upgrade": true,
+// skipResponse reports the fields never sent in an HTTP/2 response (RFC
+// 9113 §8.2.2), whatever the handler set.
+func skipResponse(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // appendHeadersLocked encodes a response head (final or 1xx; Date only on
 // a final one) into HEADERS (and CONTINUATION) frames.
 func (cn *conn) appendHeadersLocked(id uint32, status int, hdr http.Header, declared []string, end bool) {
-	cn.hbuf.b = cn.hbuf.b[:0]
-	cn.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+	e := &cn.henc
+	e.begin()
+	e.status(status)
 	for k, vv := range hdr {
-		if skipResponse[k] || strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(declared, k) {
+		if skipResponse(k) || strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(declared, k) {
 			continue
 		}
 		lk := hkey.Lower(k)
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				cn.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+				e.field(lk, v)
 			}
 		}
 	}
 	if status >= 200 {
 		if _, ok := hdr["Date"]; !ok {
-			cn.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpdate.Value()[0]})
+			e.field("date", httpdate.Value()[0])
 		}
 	}
 	cn.appendBlockLocked(id, end)
 }
 
-// appendBlockLocked frames the encoded header block in hbuf.
+// appendBlockLocked frames the encoded header block in henc.
 func (cn *conn) appendBlockLocked(id uint32, end bool) {
-	block := cn.hbuf.b
+	if cn.wbuf == nil {
+		cn.wbuf = cn.takeBuf()
+	}
+	block := cn.henc.b
 	first := true
 	for first || len(block) > 0 {
 		n := min(len(block), cn.peerFrame)
@@ -452,10 +524,10 @@ func (cn *conn) sendTrailers(st *stream, tr []hpack.HeaderField) error {
 	if err := cn.waitQueueLocked(st); err != nil {
 		return err
 	}
-	cn.hbuf.b = cn.hbuf.b[:0]
+	cn.henc.begin()
 	for _, f := range tr {
 		if httpguts.ValidHeaderFieldValue(f.Value) {
-			cn.henc.WriteField(f)
+			cn.henc.field(f.Name, f.Value)
 		}
 	}
 	cn.appendBlockLocked(st.id, true)
