@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -509,4 +510,73 @@ func TestWithdrawWhenNoBackend(t *testing.T) {
 		bt.checkAPI(bt.nodes[i], true, "serving")
 	}
 	bt.newConns("new connections with the backends back", 30)
+}
+
+// TestFloatingAndBGPVIPsCoexist: one config carries both modes. The BGP
+// VIP is announced by all three nodes (ECMP); FloatVIP floats in the
+// cluster (equal priorities: the smallest name, lb1, holds it), is not
+// announced, and is reached through the router by ARP to its owner.
+// Killing the owner moves FloatVIP to another node by the cluster's
+// election while the router drops that node's BGP next hop; both VIPs
+// keep answering.
+func TestFloatingAndBGPVIPsCoexist(t *testing.T) {
+	if speaker() != SpeakerPortcullis || os.Getenv("PORTCULLIS_BGP_E2E_CLUSTER") == "0" {
+		t.Skip("needs the daemon's own BGP and its cluster section")
+	}
+	bt := newBGPTest(t, Options{FloatingVIP: true})
+	for i := 1; i <= 3; i++ {
+		bt.start(i)
+	}
+	bt.nexthops(announceWithin, 1, 2, 3)
+	owner := func(n *Node) string {
+		var cv struct {
+			Owners map[string]string `json:"owners"`
+		}
+		if err := n.GetJSON("/api/v1/cluster", &cv); err != nil {
+			return "error: " + err.Error()
+		}
+		return cv.Owners[FloatVIPName]
+	}
+	e2etest.Eventually(t, "lb1 to hold the floating VIP", announceWithin, 50*time.Millisecond, func() (bool, string) {
+		o := owner(bt.nodes[2])
+		return o == "lb1", "owner " + o
+	})
+	floatAddr := netip.AddrPortFrom(FloatVIP, VIPPort).String()
+	conns := func(when string) {
+		t.Helper()
+		res := e2etest.RunConns(t.Context(), bt.lab.Client, floatAddr, 30, 8, 2, exchangeWithin)
+		if len(res.Errs) > 0 || res.Skipped > 0 {
+			t.Fatalf("%s: %s", when, res.Failures(30))
+		}
+		t.Logf("%s: 30 connections to the floating VIP answered by %v", when, res.PerBackend)
+	}
+	conns("floating VIP on lb1")
+	bt.newConns("BGP VIP beside it", 30)
+	for i := 1; i <= 3; i++ {
+		v, err := bt.nodes[i].BGP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.VIPs) != 1 || v.VIPs[0].VIP != VIPName {
+			t.Errorf("lb%d announces %+v, want only %s (the floating VIP is not announced)", i, v.VIPs, VIPName)
+		}
+	}
+
+	if err := bt.nodes[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	bt.nexthops(withdrawWithin, 2, 3)
+	d := e2etest.Eventually(t, "another node to take the floating VIP", withdrawWithin, 20*time.Millisecond, func() (bool, string) {
+		o := owner(bt.nodes[2])
+		return o == "lb2" || o == "lb3", "owner " + o
+	})
+	t.Logf("lb1 killed: the router dropped its BGP next hop, and the floating VIP moved within %v", d.Round(time.Millisecond))
+	// The new owner's gratuitous ARP moves the router's neighbour entry;
+	// allow it a moment before every connection must work.
+	e2etest.Eventually(t, "the floating VIP to answer again", withdrawWithin, 50*time.Millisecond, func() (bool, string) {
+		res := e2etest.RunConns(t.Context(), bt.lab.Client, floatAddr, 4, 4, 1, 500*time.Millisecond)
+		return len(res.Errs) == 0 && res.Skipped == 0, res.Failures(4)
+	})
+	conns("floating VIP after the failover")
+	bt.newConns("BGP VIP after the failover", 30)
 }

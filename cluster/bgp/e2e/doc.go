@@ -47,6 +47,9 @@
 //   - TestNodeVanishesWithBFD: with BFD 100ms×3 a node that vanishes (link
 //     down + SIGKILL) is dropped in well under the 9s hold time, flows
 //     survive, and the node rejoins after a restart.
+//   - TestFloatingAndBGPVIPsCoexist: a floating VIP (cluster election,
+//     ARP) beside the BGP VIP on the same nodes: one owner, not announced;
+//     killing the owner moves it and drops the node's BGP next hop.
 //   - TestWithdrawWhenNoBackend: with tcp health checks, every backend down
 //     withdraws the VIP on every node (no route left, reason
 //     no_usable_backend), and their return announces it again.

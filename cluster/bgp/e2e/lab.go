@@ -36,6 +36,10 @@ var (
 	// VIP is announced by the nodes and held on lo by the backends.
 	VIP       = netip.MustParseAddr("10.79.100.1")
 	VIPPrefix = netip.PrefixFrom(VIP, 32)
+	// FloatVIP (Options.FloatingVIP) floats between the nodes in the
+	// cluster's VRRP-like mode, next to the BGP VIP: on the nodes' own
+	// subnet, so the router reaches it by ARP to whichever node owns it.
+	FloatVIP = netip.MustParseAddr("10.79.2.100")
 )
 
 const (
@@ -47,6 +51,8 @@ const (
 	AdminToken = "bgp-e2e-token"
 	// VIPName is the name of the VIP in the daemon's config.
 	VIPName = "web"
+	// FloatVIPName is FloatVIP's name in the config.
+	FloatVIPName = "float"
 )
 
 // NodeAddr is node i's address (i from 1): 10.79.2.1i/24.
@@ -155,6 +161,9 @@ type Options struct {
 	// 200ms, down after 2 failures, up after 1 success; the probe is a SYN
 	// to VIP:80 at the backend's MAC).
 	HealthChecks bool
+	// FloatingVIP adds FloatVIP, with the same backends, as a floating
+	// VIP of the cluster (needs Cluster): the two modes on one node.
+	FloatingVIP bool
 }
 
 // Lab is the BGP topology in a netlab lab.
@@ -289,15 +298,21 @@ func Build(nl *netlab.Lab, o Options) (*Lab, error) {
 			}
 		}
 	}
+	vips := []netip.Addr{VIP}
+	if o.FloatingVIP {
+		vips = append(vips, FloatVIP)
+	}
 	for _, be := range l.Backends {
-		if err := be.MakeDSRBackend(VIP); err != nil {
-			return nil, err
+		for _, vip := range vips {
+			if err := be.MakeDSRBackend(vip); err != nil {
+				return nil, err
+			}
+			s := e2etest.NewEchoServer(be, be.Name, netip.AddrPortFrom(vip, VIPPort).String())
+			if err := s.Start(); err != nil {
+				return nil, err
+			}
+			l.servers = append(l.servers, s)
 		}
-		s := e2etest.NewEchoServer(be, be.Name, netip.AddrPortFrom(VIP, VIPPort).String())
-		if err := s.Start(); err != nil {
-			return nil, err
-		}
-		l.servers = append(l.servers, s)
 	}
 	if o.Cluster {
 		l.KeyFile = filepath.Join(o.Dir, "gossip.key")
@@ -540,8 +555,15 @@ vips:
     protocol: tcp
     backends:
 `, h.Name, i, l.Opts.LogLevel, AdminAddr, AdminToken, l.Opts.XDPMode, HashSeed, VIPName, VIP, VIPPort)
-	for _, be := range l.Backends {
-		fmt.Fprintf(&b, "      - {name: %s, address: %s, mac: %q, forwarding: dsr-l2}\n", be.Name, be.IPv4(), be.MAC.String())
+	backends := func() {
+		for _, be := range l.Backends {
+			fmt.Fprintf(&b, "      - {name: %s, address: %s, mac: %q, forwarding: dsr-l2}\n", be.Name, be.IPv4(), be.MAC.String())
+		}
+	}
+	backends()
+	if l.Opts.FloatingVIP {
+		fmt.Fprintf(&b, "  - name: %s\n    address: %s\n    port: %d\n    protocol: tcp\n    backends:\n", FloatVIPName, FloatVIP, VIPPort)
+		backends()
 	}
 	if l.Opts.HealthChecks {
 		fmt.Fprintf(&b, "healthchecks:\n  - {name: %s-check, vip: %s, type: tcp, interval: 200ms, timeout: 150ms, fall: 2, rise: 1}\n", VIPName, VIPName)
@@ -576,8 +598,10 @@ vips:
   peers: [%s]
   key_file: %s
   profile: fast
-  vips: []
 `, NodeAddr(i).Addr(), strings.Join(peers, ", "), l.KeyFile)
+		if l.Opts.FloatingVIP {
+			fmt.Fprintf(&b, "  vips: [{vip: %s}]\n", FloatVIPName)
+		}
 	}
 	return b.String()
 }
