@@ -94,9 +94,9 @@
 #define IPV4_MF_OFFSET_MASK 0x3FFF
 
 /*
- * Encapsulation (BE_MODE_IPIP, see encap_ipip in xdp_lb.c). Outer header
- * sizes, the outer TTL / hop limit, and the default L3 MTU of the path to
- * the backends that an encapsulated packet must fit in.
+ * Encapsulation (BE_MODE_IPIP and BE_MODE_GUE, see encap in xdp_lb.c).
+ * Outer header sizes, the outer TTL / hop limit, and the default L3 MTU
+ * of the path to the backends that an encapsulated packet must fit in.
  */
 #define IPV4_HDR_LEN 20
 #define IPV6_HDR_LEN 40

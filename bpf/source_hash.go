@@ -4,4 +4,4 @@ package bpf
 
 // SourceHash fingerprints the C sources and bpf2go flags the committed
 // objects were built from.
-const SourceHash = "e599f217ce7d26c3e675e15a776b7c821bf21ccf7b9be80cdabd3f4c1e111605"
+const SourceHash = "5bf6b178e53b63116d0562a6722a72fe19bd4a94478c89e833d3dd63565e02ab"

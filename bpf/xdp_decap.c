@@ -76,11 +76,11 @@ int xdp_decap(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct decap_prefix src = {};
+	struct decap_prefix src = { .prefixlen = 128 };
 	__u32 dst[4] = {};
 	__u32 l2len = ETH_HDR_LEN, hlen, inner_min, *ok;
 	__u16 proto;
-	__u8 v6, gue = 0;
+	__u8 v6, next, gue = 0;
 	void *l3, *inner;
 	struct decap_counters *c;
 
@@ -125,22 +125,8 @@ int xdp_decap(struct xdp_md *ctx)
 			DSTAT_INC(pass_frag);
 			return XDP_PASS;
 		}
-		if (ip->protocol == IPPROTO_UDP_) {
-			struct udphdr *u;
-
-			hlen &= 0x3F;
-			u = l3 + hlen;
-			if ((void *)(u + 1) > data_end) {
-				DSTAT_INC(pass_trunc);
-				return XDP_PASS;
-			}
-			if (u->dest != bpf_htons(gue_port))
-				return XDP_PASS;
-			hlen += UDP_HDR_LEN;
-			gue = 1;
-		}
+		next = ip->protocol;
 		v6 = 0;
-		src.prefixlen = 128;
 		src.addr[2] = V4_MAPPED_WORD;
 		src.addr[3] = ip->saddr;
 		dst[2] = V4_MAPPED_WORD;
@@ -170,26 +156,29 @@ int xdp_decap(struct xdp_md *ctx)
 			DSTAT_INC(pass_bad_outer);
 			return XDP_PASS;
 		}
+		next = nh;
 		v6 = 1;
 		hlen = IPV6_HDR_LEN;
-		if (nh == IPPROTO_UDP_) {
-			struct udphdr *u = (void *)(ip6 + 1);
-
-			if ((void *)(u + 1) > data_end) {
-				DSTAT_INC(pass_trunc);
-				return XDP_PASS;
-			}
-			if (u->dest != bpf_htons(gue_port))
-				return XDP_PASS;
-			hlen += UDP_HDR_LEN;
-			gue = 1;
-		}
-		src.prefixlen = 128;
 		__builtin_memcpy(src.addr, &ip6->saddr, 16);
 		__builtin_memcpy(dst, &ip6->daddr, 16);
 		inner_min = IPV6_HDR_LEN;
 	} else {
 		return XDP_PASS;
+	}
+
+	if (next == IPPROTO_UDP_) {
+		struct udphdr *u;
+
+		hlen &= 0x3F;
+		u = l3 + hlen;
+		if ((void *)(u + 1) > data_end) {
+			DSTAT_INC(pass_trunc);
+			return XDP_PASS;
+		}
+		if (u->dest != bpf_htons(gue_port))
+			return XDP_PASS;
+		hlen += UDP_HDR_LEN;
+		gue = 1;
 	}
 
 	ok = bpf_map_lookup_elem(&decap_local, dst);

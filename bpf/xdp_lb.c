@@ -46,7 +46,7 @@
  *     cost), so a packet that passes earlier keeps its earlier reason.
  *   - Zero-length payloads (bare TCP ACKs, empty UDP) are normal packets.
  *   - An ipip backend gets the frame with an outer IPv4 (IPv6) header in
- *     front of the inner one [encap_v4, encap_v6]; see encap_ipip. One
+ *     front of the inner one [encap_v4, encap_v6]; see encap. One
  *     whose encapsulated size would pass encap_mtu is answered with ICMP
  *     fragmentation-needed / ICMPv6 packet-too-big [icmp_too_big], or
  *     dropped when that is switched off or the packet has IPv4 options
@@ -228,6 +228,21 @@ static __always_inline __u32 outer_src_bits(const struct flow_key *k)
 	return h * 0x9E3779B1U;
 }
 
+/*
+ * Adds len bytes (even, a constant) at p to an unfolded checksum. Fully
+ * unrolled: a plain unroll pragma leaves a loop here once inlined, and the
+ * verifier cannot follow the packet bound through it.
+ */
+static __always_inline __u32 csum_add(__u32 sum, const void *p, const int len)
+{
+	const __u16 *w = p;
+
+#pragma clang loop unroll(full)
+	for (int i = 0; i < len / 2; i++)
+		sum += w[i];
+	return sum;
+}
+
 static __always_inline __u16 csum_fold(__u32 sum)
 {
 	sum = (sum & 0xFFFF) + (sum >> 16);
@@ -248,23 +263,45 @@ static __always_inline void set_src_mac(struct ethhdr *eth)
 }
 
 /*
- * Moves the L2 header (14 bytes, or 18 with a VLAN tag) from shift bytes
- * further on to the new start of the frame, after bpf_xdp_adjust_head
- * grew (shift > 0) the headroom. The ranges do not overlap for the
- * shifts used here (>= 20). Then readdresses the frame: to dst, from
- * this interface.
+ * Grows the frame by grow bytes in front (bpf_xdp_adjust_head) and moves
+ * the L2 header (14 bytes, or 18 with a VLAN tag) up to the new start,
+ * readdressed to dst from this interface; the ranges do not overlap for
+ * the grows used here (>= 20). Returns the new start once l3off + grow +
+ * need bytes are known to be there, or NULL: drop the packet (counted
+ * [drop_encap_fail] when the headroom is short).
  */
-static __always_inline void move_l2(void *data, __u32 l3off, int shift,
-				    const __u8 *dst)
+static __always_inline void *push_front(struct xdp_md *ctx, __u32 l3off,
+					const int grow, const int need,
+					const __u8 *dst)
 {
-	struct ethhdr *eth = data;
+	void *data, *data_end;
+	struct ethhdr *eth;
 
-	__builtin_memcpy(data, data + shift, ETH_HDR_LEN);
+	if (bpf_xdp_adjust_head(ctx, -grow)) {
+		GSTAT_INC(drop_encap_fail);
+		return NULL;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + l3off + grow + need > data_end)
+		return NULL;
+	if (data + grow + ETH_HDR_LEN + VLAN_HDR_LEN > data_end)
+		return NULL;
+	__builtin_memcpy(data, data + grow, ETH_HDR_LEN);
 	if (l3off > ETH_HDR_LEN)
-		__builtin_memcpy(data + ETH_HDR_LEN, data + shift + ETH_HDR_LEN,
+		__builtin_memcpy(data + ETH_HDR_LEN, data + grow + ETH_HDR_LEN,
 				 VLAN_HDR_LEN);
+	eth = data;
 	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
 	set_src_mac(eth);
+	return data;
+}
+
+/* Fills in the header checksum of a 20-byte IPv4 header. */
+static __always_inline void ipv4_csum(struct iphdr *ip)
+{
+	ip->check = 0;
+	ip->check = csum_fold(csum_add(0, ip, IPV4_HDR_LEN));
 }
 
 /*
@@ -281,8 +318,7 @@ static __noinline int icmp_too_big4(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	const int grow = IPV4_HDR_LEN + ICMP_HDR_LEN;
 	struct iphdr *ip, *in;
 	__u8 *icmp, cmac[ETH_ALEN];
-	__u32 sum = 0, frame;
-	__u16 *w;
+	__u32 frame;
 
 	/* 14 or 18; the mask gives the verifier a bound it keeps. */
 	l3off &= 0x1F;
@@ -296,17 +332,10 @@ static __noinline int icmp_too_big4(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	if (data + ETH_HDR_LEN > data_end)
 		return XDP_DROP;
 	__builtin_memcpy(cmac, ((struct ethhdr *)data)->h_source, ETH_ALEN);
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		GSTAT_INC(drop_encap_fail);
+	data = push_front(ctx, l3off, grow, ICMP4_QUOTE, cmac);
+	if (!data)
 		return XDP_DROP;
-	}
-	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (data + l3off + grow + ICMP4_QUOTE > data_end)
-		return XDP_DROP;
-	if (data + grow + ETH_HDR_LEN + VLAN_HDR_LEN > data_end)
-		return XDP_DROP;
-	move_l2(data, l3off, grow, cmac);
 	ip = data + l3off;
 	icmp = (__u8 *)(ip + 1);
 	in = (struct iphdr *)(icmp + ICMP_HDR_LEN);
@@ -318,26 +347,17 @@ static __noinline int icmp_too_big4(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	ip->frag_off = 0;
 	ip->ttl = ENCAP_TTL;
 	ip->protocol = IPPROTO_ICMP_;
-	ip->check = 0;
 	ip->saddr = in->daddr;
 	ip->daddr = in->saddr;
-	w = (__u16 *)ip;
-#pragma unroll
-	for (int i = 0; i < IPV4_HDR_LEN / 2; i++)
-		sum += w[i];
-	ip->check = csum_fold(sum);
+	ipv4_csum(ip);
 
 	icmp[0] = ICMP_DEST_UNREACH;
 	icmp[1] = ICMP_FRAG_NEEDED;
 	*(__u16 *)(icmp + 2) = 0;
 	*(__u16 *)(icmp + 4) = 0;
 	*(__u16 *)(icmp + 6) = bpf_htons(encap_mtu - overhead);
-	sum = 0;
-	w = (__u16 *)icmp;
-#pragma unroll
-	for (int i = 0; i < (ICMP_HDR_LEN + ICMP4_QUOTE) / 2; i++)
-		sum += w[i];
-	*(__u16 *)(icmp + 2) = csum_fold(sum);
+	*(__u16 *)(icmp + 2) =
+		csum_fold(csum_add(0, icmp, ICMP_HDR_LEN + ICMP4_QUOTE));
 
 	frame = l3off + grow + ICMP4_QUOTE;
 	if (bpf_xdp_adjust_tail(ctx, (int)frame - (int)(data_end - data)))
@@ -360,7 +380,6 @@ static __noinline int icmp_too_big6(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	struct ipv6hdr *ip, *in;
 	__u8 *icmp, cmac[ETH_ALEN];
 	__u32 sum, frame;
-	__u16 *w;
 
 	/* 14 or 18; the mask gives the verifier a bound it keeps. */
 	l3off &= 0x1F;
@@ -371,17 +390,10 @@ static __noinline int icmp_too_big6(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	if (data + ETH_HDR_LEN > data_end)
 		return XDP_DROP;
 	__builtin_memcpy(cmac, ((struct ethhdr *)data)->h_source, ETH_ALEN);
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		GSTAT_INC(drop_encap_fail);
+	data = push_front(ctx, l3off, grow, ICMP6_QUOTE, cmac);
+	if (!data)
 		return XDP_DROP;
-	}
-	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (data + l3off + grow + ICMP6_QUOTE > data_end)
-		return XDP_DROP;
-	if (data + grow + ETH_HDR_LEN + VLAN_HDR_LEN > data_end)
-		return XDP_DROP;
-	move_l2(data, l3off, grow, cmac);
 	ip = data + l3off;
 	icmp = (__u8 *)(ip + 1);
 	in = (struct ipv6hdr *)(icmp + ICMP_HDR_LEN);
@@ -399,14 +411,8 @@ static __noinline int icmp_too_big6(struct xdp_md *ctx, __u32 l3off, __u32 overh
 	*(__u32 *)(icmp + 4) = bpf_htonl(encap_mtu - overhead);
 	/* Pseudo-header (RFC 8200 8.1): addresses, length, next header. */
 	sum = bpf_htons(ICMP_HDR_LEN + ICMP6_QUOTE) + bpf_htons(IPPROTO_ICMPV6_);
-	w = (__u16 *)&ip->saddr;
-#pragma unroll
-	for (int i = 0; i < 16; i++)
-		sum += w[i];
-	w = (__u16 *)icmp;
-#pragma unroll
-	for (int i = 0; i < (ICMP_HDR_LEN + ICMP6_QUOTE) / 2; i++)
-		sum += w[i];
+	sum = csum_add(sum, &ip->saddr, 32);
+	sum = csum_add(sum, icmp, ICMP_HDR_LEN + ICMP6_QUOTE);
 	*(__u16 *)(icmp + 2) = csum_fold(sum);
 
 	frame = l3off + grow + ICMP6_QUOTE;
@@ -460,8 +466,7 @@ static __always_inline int encap4(struct xdp_md *ctx, const struct backend *be,
 	void *data_end = (void *)(long)ctx->data_end;
 	const int hdr = IPV4_HDR_LEN + (udp ? UDP_HDR_LEN : 0);
 	struct iphdr *in = data + l3off, *o;
-	__u32 inner_len, sum = 0;
-	__u16 *w;
+	__u32 inner_len;
 	__u8 tos;
 
 	if ((void *)(in + 1) > data_end)
@@ -474,17 +479,9 @@ static __always_inline int encap4(struct xdp_md *ctx, const struct backend *be,
 	if (inner_len + hdr > encap_mtu)
 		return icmp_too_big4(ctx, l3off, hdr);
 	tos = in->tos;
-	if (bpf_xdp_adjust_head(ctx, -hdr)) {
-		GSTAT_INC(drop_encap_fail);
+	data = push_front(ctx, l3off, hdr, IPV4_HDR_LEN, be->mac);
+	if (!data)
 		return XDP_DROP;
-	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + l3off + hdr + IPV4_HDR_LEN > data_end)
-		return XDP_DROP;
-	if (data + hdr + ETH_HDR_LEN + VLAN_HDR_LEN > data_end)
-		return XDP_DROP;
-	move_l2(data, l3off, hdr, be->mac);
 	o = data + l3off;
 	*(__u8 *)o = 0x45;
 	o->tos = tos;
@@ -493,14 +490,9 @@ static __always_inline int encap4(struct xdp_md *ctx, const struct backend *be,
 	o->frag_off = bpf_htons(IPV4_DF);
 	o->ttl = ENCAP_TTL;
 	o->protocol = udp ? IPPROTO_UDP_ : IPPROTO_IPIP_;
-	o->check = 0;
 	o->saddr = encap_src4 | (bpf_htonl(bits) & encap_mask4);
 	o->daddr = be->addr[3];
-	w = (__u16 *)o;
-#pragma unroll
-	for (int i = 0; i < IPV4_HDR_LEN / 2; i++)
-		sum += w[i];
-	o->check = csum_fold(sum);
+	ipv4_csum(o);
 	if (udp) {
 		gue_udp((void *)(o + 1), be, bits, inner_len);
 		GSTAT_INC(encap_gue);
@@ -530,17 +522,9 @@ static __always_inline int encap6(struct xdp_md *ctx, const struct backend *be,
 		return icmp_too_big6(ctx, l3off, hdr);
 	/* Version and traffic class: the first 12 bits. */
 	tc = bpf_ntohl(*(__u32 *)in) & 0xFFF00000;
-	if (bpf_xdp_adjust_head(ctx, -hdr)) {
-		GSTAT_INC(drop_encap_fail);
+	data = push_front(ctx, l3off, hdr, IPV6_HDR_LEN, be->mac);
+	if (!data)
 		return XDP_DROP;
-	}
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + l3off + hdr + IPV6_HDR_LEN > data_end)
-		return XDP_DROP;
-	if (data + hdr + ETH_HDR_LEN + VLAN_HDR_LEN > data_end)
-		return XDP_DROP;
-	move_l2(data, l3off, hdr, be->mac);
 	o = data + l3off;
 	*(__u32 *)o = bpf_htonl(tc | (bits & 0xFFFFF));
 	o->payload_len = bpf_htons(inner_len + (udp ? UDP_HDR_LEN : 0));
