@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-lb/portcullis/bpf"
 
 	"github.com/portcullis-lb/portcullis/l4/flowhash"
+	"github.com/portcullis-lb/portcullis/l4/internal/bpfconv"
 	"github.com/portcullis-lb/portcullis/l4/maglev"
 )
 
@@ -430,8 +431,8 @@ func TestSYNFloodGuardDefersEntriesToTheACK(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b, a bpf.LBVipCounters
-	sumInto(&b, before)
-	sumInto(&a, after)
+	bpfconv.SumInto(&b, before)
+	bpfconv.SumInto(&a, after)
 	if a.NewFlows-b.NewFlows != 1 || a.CtMissNonSyn-b.CtMissNonSyn != 1 {
 		t.Fatalf("ACK counted new_flows +%d, misses_non_syn +%d; want +1 each", a.NewFlows-b.NewFlows, a.CtMissNonSyn-b.CtMissNonSyn)
 	}

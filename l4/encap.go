@@ -2,40 +2,36 @@ package l4
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net"
 	"net/netip"
+
+	"github.com/portcullis-lb/portcullis/l4/internal/bpfconv"
 )
 
 // encapSourceVars lays the encap source prefixes out as xdp_lb.c reads
 // them: base addresses and host masks, each u32 holding four bytes in
-// network order (so it is marshalled little-endian from those bytes).
-// The IPv6 mask covers at most the last word.
+// network order (the variables marshal little-endian, hence the byte
+// swaps). The IPv6 mask covers at most the last word.
 func encapSourceVars(p4, p6 netip.Prefix) (src4, mask4 uint32, src6 [4]uint32, mask6 uint32) {
 	if p4.IsValid() {
-		a := p4.Masked().Addr().As4()
-		src4 = binary.LittleEndian.Uint32(a[:])
-		var m [4]byte
-		binary.BigEndian.PutUint32(m[:], hostMask32(32-p4.Bits()))
-		mask4 = binary.LittleEndian.Uint32(m[:])
+		src4 = bpfconv.AddrWords(p4.Masked().Addr())[3]
+		mask4 = bits.ReverseBytes32(hostMask(p4))
 	}
 	if p6.IsValid() {
-		a := p6.Masked().Addr().As16()
-		for i := range src6 {
-			src6[i] = binary.LittleEndian.Uint32(a[4*i:])
-		}
-		host := min(128-p6.Bits(), 32)
-		var m [4]byte
-		binary.BigEndian.PutUint32(m[:], hostMask32(host))
-		mask6 = binary.LittleEndian.Uint32(m[:])
+		src6 = bpfconv.AddrWords(p6.Masked().Addr())
+		mask6 = bits.ReverseBytes32(hostMask(p6))
 		// The base keeps only the bits the mask leaves.
 		src6[3] &^= mask6
 	}
 	return
 }
 
-// hostMask32 has the low n bits set (n <= 32).
-func hostMask32(n int) uint32 {
-	if n >= 32 {
+// hostMask has the host bits of p's last 32 bits set: those the per-flow
+// bits fill in.
+func hostMask(p netip.Prefix) uint32 {
+	n := min(p.Addr().BitLen()-p.Bits(), 32)
+	if n == 32 {
 		return 0xFFFFFFFF
 	}
 	return 1<<n - 1
@@ -45,15 +41,13 @@ func hostMask32(n int) uint32 {
 // of the flow (src, sport), for a prefix as in Config.EncapSource4/6. It
 // is the Go mirror of outer_src_bits; tests and tools use it.
 func OuterSource(p netip.Prefix, src netip.Addr, sport uint16) netip.Addr {
-	h := OuterFlowBits(src, sport)
+	h, m := OuterFlowBits(src, sport), hostMask(p)
 	if p.Addr().Is4() {
-		m := hostMask32(32 - p.Bits())
 		b := p.Masked().Addr().As4()
 		v := binary.BigEndian.Uint32(b[:])&^m | h&m
 		binary.BigEndian.PutUint32(b[:], v)
 		return netip.AddrFrom4(b)
 	}
-	m := hostMask32(min(128-p.Bits(), 32))
 	b := p.Masked().Addr().As16()
 	v := binary.BigEndian.Uint32(b[12:])&^m | h&m
 	binary.BigEndian.PutUint32(b[12:], v)
@@ -64,14 +58,9 @@ func OuterSource(p netip.Prefix, src netip.Addr, sport uint16) netip.Addr {
 // bits fill the host part of the outer source, and whose low 20 bits are
 // the outer IPv6 flow label.
 func OuterFlowBits(src netip.Addr, sport uint16) uint32 {
-	var last uint32
-	if s := src.Unmap(); s.Is4() {
-		b := s.As4()
-		last = binary.BigEndian.Uint32(b[:])
-	} else {
-		b := s.As16()
-		last = binary.BigEndian.Uint32(b[12:])
-	}
+	// As16 maps IPv4 into the last word, as flow_key.src holds it.
+	b := src.As16()
+	last := binary.BigEndian.Uint32(b[12:])
 	return (last ^ uint32(sport)<<16 ^ uint32(sport)) * 0x9E3779B1
 }
 

@@ -31,7 +31,7 @@ func ResolveNextHop(ctx context.Context, ifname string, dst netip.Addr) (net.Har
 		return nil, netip.Addr{}, fmt.Errorf("l4: next hop to %s: the route leaves by interface %d, not %s: XDP_TX can only send out of %s", dst, r.LinkIndex, ifname, ifname)
 	}
 	hop := dst
-	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil && !gw.IsUnspecified() {
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok && !gw.IsUnspecified() {
 		hop = gw.Unmap()
 	}
 	family := netlink.FAMILY_V4

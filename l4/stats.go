@@ -3,7 +3,6 @@ package l4
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
@@ -97,7 +96,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 		return st, fmt.Errorf("l4: read global_stats: %w", err)
 	}
 	var gsum bpf.LBGlobalCounters
-	sumInto(&gsum, g)
+	bpfconv.SumInto(&gsum, g)
 	for name, v := range bpfconv.Fields(&gsum) {
 		st.Global[name] = v
 	}
@@ -117,7 +116,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 			return st, fmt.Errorf("l4: read vip_stats: %w", err)
 		}
 		var s bpf.LBVipCounters
-		sumInto(&s, vc)
+		bpfconv.SumInto(&s, vc)
 		ss := ServiceStats{
 			TableSize: v.tableLen,
 			Name:      v.svc.Name, Addr: v.svc.Addr.String(), Port: v.svc.Port, Proto: v.svc.Proto,
@@ -133,7 +132,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 				return st, fmt.Errorf("l4: read backend_stats: %w", err)
 			}
 			var c bpf.LBBackendCounters
-			sumInto(&c, bc)
+			bpfconv.SumInto(&c, bc)
 			ss.Backends = append(ss.Backends, BackendStats{
 				Name: b.Name, Mode: b.Mode, Weight: b.Weight, Down: b.Down,
 				Packets: c.Packets, Bytes: c.Bytes, NewFlows: c.NewFlows,
@@ -179,19 +178,6 @@ func (d *Dataplane) conntrackEntries() (uint64, error) {
 	}
 	d.ctCount, d.ctCounted = n, time.Now()
 	return n, nil
-}
-
-// sumInto adds per-CPU records of a struct of uint64 counters.
-func sumInto[T any](dst *T, percpu []T) {
-	dv := reflect.ValueOf(dst).Elem()
-	for i := range percpu {
-		sv := reflect.ValueOf(&percpu[i]).Elem()
-		for f := 0; f < dv.NumField(); f++ {
-			if dv.Field(f).Kind() == reflect.Uint64 {
-				dv.Field(f).SetUint(dv.Field(f).Uint() + sv.Field(f).Uint())
-			}
-		}
-	}
 }
 
 // Collector exports the counters as portcullis_l4_* metrics. Each scrape

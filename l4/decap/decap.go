@@ -103,13 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Program, error) {
 	if err := spec.Variables[bpf.DecapVarGuePort].Set(cfg.GUEPort); err != nil {
 		return nil, fmt.Errorf("decap: set gue_port: %w", err)
 	}
-	loaded := struct {
-		bpf.DecapPrograms
-		bpf.DecapMaps
-	}{}
-	err = spec.LoadAndAssign(&loaded, nil)
-	p.objs.DecapPrograms, p.objs.DecapMaps = loaded.DecapPrograms, loaded.DecapMaps
-	if err != nil {
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("decap: load program: %+v", ve)
@@ -173,13 +167,9 @@ func readStats(m *ebpf.Map) (Stats, error) {
 	if err := m.Lookup(uint32(0), &percpu); err != nil {
 		return nil, fmt.Errorf("decap: read counters: %w", err)
 	}
-	st := Stats{}
-	for i := range percpu {
-		for k, v := range bpfconv.Fields(&percpu[i]) {
-			st[k] += v
-		}
-	}
-	return st, nil
+	var sum bpf.DecapDecapCounters
+	bpfconv.SumInto(&sum, percpu)
+	return Stats(bpfconv.Fields(&sum)), nil
 }
 
 // DefaultPinDir is where a running `portcullis decap` pins its counters

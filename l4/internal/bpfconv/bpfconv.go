@@ -23,6 +23,19 @@ func AddrWords(a netip.Addr) [4]uint32 {
 	return w
 }
 
+// SumInto adds per-CPU records of a struct of uint64 counters into dst.
+func SumInto[T any](dst *T, percpu []T) {
+	dv := reflect.ValueOf(dst).Elem()
+	for i := range percpu {
+		sv := reflect.ValueOf(&percpu[i]).Elem()
+		for f := 0; f < dv.NumField(); f++ {
+			if dv.Field(f).Kind() == reflect.Uint64 {
+				dv.Field(f).SetUint(dv.Field(f).Uint() + sv.Field(f).Uint())
+			}
+		}
+	}
+}
+
 // Fields names the uint64 fields of a generated counter struct (p points
 // to it) by their C names (bpf2go's CamelCase undone), so a counter added
 // in C appears in Stats and metrics with no Go change.
