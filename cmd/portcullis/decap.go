@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l4/decap"
 )
 
@@ -63,13 +64,10 @@ and "portcullis decap --stats --interface IF" reads them from a running one
 			}
 			cfg := decap.Config{Interface: ifname, Mode: mode, GUEPort: guePort}
 			for _, a := range allow {
-				p, err := netip.ParsePrefix(a)
+				// The balancers' l4.encap_source_v4/v6, read as they are.
+				p, err := config.ParseEncapSource(a)
 				if err != nil {
-					addr, aerr := netip.ParseAddr(a)
-					if aerr != nil {
-						return fmt.Errorf("decap: --allow %q: want a CIDR or an address", a)
-					}
-					p = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+					return fmt.Errorf("decap: --allow %q: want a CIDR or an address", a)
 				}
 				cfg.Allow = append(cfg.Allow, p)
 			}

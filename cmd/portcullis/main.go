@@ -46,7 +46,6 @@ Start with:  portcullis run --config configs/quickstart.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newConfigCmd(), newVersionCmd(), newStatusCmd(), newMaglevCmd())
-	root.AddCommand(newDecapCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newConfigCmd(), newVersionCmd(), newStatusCmd(), newMaglevCmd(), newDecapCmd())
 	return root
 }
