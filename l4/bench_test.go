@@ -92,12 +92,26 @@ func BenchmarkXDPNonVIP(b *testing.B) {
 // a table far from full (as when it is sized for its load). FullTable:
 // into a full table, where every insert evicts.
 func BenchmarkXDPNewFlow(b *testing.B) {
+	runNewFlowModes(b, benchEnvGuard, func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, syn) })
+}
+
+// runNewFlowModes measures next, the first packets of new flows, in an
+// env from newEnv under each of newFlowModes.
+func runNewFlowModes(b *testing.B, newEnv func(b *testing.B, synRate uint32) *env, next func(i int) []byte) {
 	for _, m := range newFlowModes {
 		b.Run(m.name, func(b *testing.B) {
-			e := benchEnvGuard(b, m.rate)
-			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, syn) })
+			runMedian(b, newEnv(b, m.rate).d.objs.XdpLb, next)
 		})
 	}
+}
+
+// runEstablished opens flows flows with open(i), then measures next(i),
+// prebuilt, over them.
+func runEstablished(b *testing.B, e *env, flows int, open, next func(i int) []byte) {
+	for i := range flows {
+		e.run(open(i))
+	}
+	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, next))
 }
 
 func BenchmarkXDPNewFlowFullTable(b *testing.B) {
@@ -119,40 +133,26 @@ func BenchmarkXDPNewFlowUDP(b *testing.B) {
 func BenchmarkXDPEstablished(b *testing.B) {
 	for _, flows := range []int{4096, 64} {
 		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
-			e := benchEnv(b)
-			for i := range flows {
-				e.run(flowPacket(i, vipWeb4, 80, 6, syn))
-			}
-			runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, ack) }))
+			runEstablished(b, benchEnv(b), flows,
+				func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, syn) },
+				func(i int) []byte { return flowPacket(i, vipWeb4, 80, 6, ack) })
 		})
 	}
 }
 
 func BenchmarkXDPNewFlowIPv6(b *testing.B) {
-	for _, m := range newFlowModes {
-		b.Run(m.name, func(b *testing.B) {
-			e := benchEnvGuard(b, m.rate)
-			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket6(i, vipWeb6, 443, syn) })
-		})
-	}
+	runNewFlowModes(b, benchEnvGuard, func(i int) []byte { return flowPacket6(i, vipWeb6, 443, syn) })
 }
 
 func BenchmarkXDPEstablishedIPv6(b *testing.B) {
-	e := benchEnv(b)
-	const flows = 4096
-	for i := range flows {
-		e.run(flowPacket6(i, vipWeb6, 443, syn))
-	}
-	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte { return flowPacket6(i, vipWeb6, 443, ack) }))
+	runEstablished(b, benchEnv(b), 4096,
+		func(i int) []byte { return flowPacket6(i, vipWeb6, 443, syn) },
+		func(i int) []byte { return flowPacket6(i, vipWeb6, 443, ack) })
 }
 
 func BenchmarkXDPEstablishedUDP(b *testing.B) {
-	e := benchEnv(b)
-	const flows = 4096
-	for i := range flows {
-		e.run(flowPacket(i, vipWeb4, 53, 17, 0))
-	}
-	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte { return flowPacket(i, vipWeb4, 53, 17, 0) }))
+	udp := func(i int) []byte { return flowPacket(i, vipWeb4, 53, 17, 0) }
+	runEstablished(b, benchEnv(b), 4096, udp, udp)
 }
 
 func BenchmarkXDPQUICRouted(b *testing.B) {

@@ -13,9 +13,7 @@ import (
 //
 //	go test ./l4/ -run '^$' -bench 'XDPEncap|XDPFloor' -benchtime 20000x
 
-func encapBenchEnv(b *testing.B) *env { return encapBenchEnvGuard(b, NoSYNFloodGuard) }
-
-func encapBenchEnvGuard(b *testing.B, synRate uint32) *env {
+func encapBenchEnv(b *testing.B, synRate uint32) *env {
 	return benchEnvOf(b, encapConfig(), encapServices(), synRate)
 }
 
@@ -23,51 +21,32 @@ func encapBenchEnvGuard(b *testing.B, synRate uint32) *env {
 // flood guard (no insert), which is what Katran's new-flow figure
 // measures (see docs/benchmarks.md).
 func BenchmarkXDPEncapNewFlow(b *testing.B) {
-	for _, m := range newFlowModes {
-		b.Run(m.name, func(b *testing.B) {
-			e := encapBenchEnvGuard(b, m.rate)
-			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, syn) })
-		})
-	}
+	runNewFlowModes(b, encapBenchEnv, func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, syn) })
 }
 
 func BenchmarkXDPEncapEstablished(b *testing.B) {
-	e := encapBenchEnv(b)
-	const flows = 4096
-	for i := range flows {
-		e.run(flowPacket(i, vipIPIP4, 80, 6, syn))
-	}
-	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, ack) }))
+	runEstablished(b, encapBenchEnv(b, NoSYNFloodGuard), 4096,
+		func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, syn) },
+		func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, ack) })
 }
 
 func BenchmarkXDPEncapNewFlowIPv6(b *testing.B) {
-	for _, m := range newFlowModes {
-		b.Run(m.name, func(b *testing.B) {
-			e := encapBenchEnvGuard(b, m.rate)
-			runMedian(b, e.d.objs.XdpLb, func(i int) []byte { return flowPacket6(i, vipIPIP6, 443, syn) })
-		})
-	}
+	runNewFlowModes(b, encapBenchEnv, func(i int) []byte { return flowPacket6(i, vipIPIP6, 443, syn) })
 }
 
 func BenchmarkXDPEncapEstablishedIPv6(b *testing.B) {
-	e := encapBenchEnv(b)
-	const flows = 4096
-	for i := range flows {
-		e.run(flowPacket6(i, vipIPIP6, 443, syn))
-	}
-	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte { return flowPacket6(i, vipIPIP6, 443, ack) }))
+	runEstablished(b, encapBenchEnv(b, NoSYNFloodGuard), 4096,
+		func(i int) []byte { return flowPacket6(i, vipIPIP6, 443, syn) },
+		func(i int) []byte { return flowPacket6(i, vipIPIP6, 443, ack) })
 }
 
 // BenchmarkXDPEncapTooBig: the ICMP answer to a packet too big to
 // encapsulate (established flows, so only the answer's cost is added).
 func BenchmarkXDPEncapTooBig(b *testing.B) {
-	e := encapBenchEnv(b)
-	const flows = 4096
-	for i := range flows {
-		e.run(flowPacket(i, vipIPIP4, 80, 6, syn))
-	}
-	runMedian(b, e.d.objs.XdpLb, prebuilt(flows, func(i int) []byte {
-		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		return pkt{src: src, dst: vipIPIP4, proto: 6, sport: uint16(1024 + i%60000), dport: 80, tcpFlags: ack, payload: make([]byte, 1400)}.build()
-	}))
+	runEstablished(b, encapBenchEnv(b, NoSYNFloodGuard), 4096,
+		func(i int) []byte { return flowPacket(i, vipIPIP4, 80, 6, syn) },
+		func(i int) []byte {
+			src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			return pkt{src: src, dst: vipIPIP4, proto: 6, sport: uint16(1024 + i%60000), dport: 80, tcpFlags: ack, payload: make([]byte, 1400)}.build()
+		})
 }

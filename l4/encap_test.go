@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 
@@ -323,31 +322,7 @@ func TestEncapFixtures(t *testing.T) {
 			}
 			checkGoldenFile(t, goldenPath("encap", f.name), act, in, out)
 
-			wantDelta := map[string]uint64{}
-			for k, v := range f.global {
-				wantDelta["global/"+k] = v
-			}
-			wantDelta["svc/"+f.svc+"/packets"] = 1
-			wantDelta["svc/"+f.svc+"/bytes"] = uint64(len(in))
-			for k, v := range f.vip {
-				wantDelta["svc/"+f.svc+"/"+k] = v
-			}
-			p := "be/" + f.svc + "/" + be.Name + "/"
-			wantDelta[p+"packets"] = 1
-			wantDelta[p+"bytes"] = uint64(len(in))
-			if f.vip["new_flows"] == 1 {
-				wantDelta[p+"new_flows"] = 1
-			}
-			var diffs []string
-			for k := range after {
-				if d := after[k] - before[k]; d != wantDelta[k] {
-					diffs = append(diffs, fmt.Sprintf("%s moved by %d, want %d", k, d, wantDelta[k]))
-				}
-			}
-			slices.Sort(diffs)
-			for _, d := range diffs {
-				t.Error(d)
-			}
+			checkDelta(t, before, after, fixtureDelta(f.global, f.svc, f.vip, be.Name, len(in)))
 		})
 	}
 }

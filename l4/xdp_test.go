@@ -2,13 +2,11 @@ package l4
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/portcullis-lb/portcullis/bpf"
+	"github.com/portcullis-lb/portcullis/l4/internal/xdpgolden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden packet files in testdata/xdp")
@@ -28,7 +27,7 @@ const (
 	xdpTX   = 3
 )
 
-var actionNames = map[uint32]string{0: "XDP_ABORTED", xdpDrop: "XDP_DROP", xdpPass: "XDP_PASS", xdpTX: "XDP_TX"}
+var actionNames = xdpgolden.Actions
 
 var (
 	client4 = netip.MustParseAddr("198.51.100.7")
@@ -476,42 +475,11 @@ func TestXDPFixtures(t *testing.T) {
 			}
 			checkGolden(t, f.name, act, in, out)
 
-			wantDelta := map[string]uint64{}
-			for k, v := range f.global {
-				wantDelta["global/"+k] = v
-			}
-			if f.svc != "" {
-				wantDelta["svc/"+f.svc+"/packets"] = 1
-				wantDelta["svc/"+f.svc+"/bytes"] = uint64(len(in))
-				for k, v := range f.vip {
-					wantDelta["svc/"+f.svc+"/"+k] = v
-				}
-			}
+			beName := ""
 			if want != nil {
-				p := "be/" + f.svc + "/" + want.Name + "/"
-				wantDelta[p+"packets"] = 1
-				wantDelta[p+"bytes"] = uint64(len(in))
-				if f.vip["new_flows"] == 1 {
-					wantDelta[p+"new_flows"] = 1
-				}
+				beName = want.Name
 			}
-			keys := map[string]bool{}
-			for k := range after {
-				keys[k] = true
-			}
-			for k := range wantDelta {
-				keys[k] = true
-			}
-			var diffs []string
-			for k := range keys {
-				if d := after[k] - before[k]; d != wantDelta[k] {
-					diffs = append(diffs, fmt.Sprintf("%s moved by %d, want %d", k, d, wantDelta[k]))
-				}
-			}
-			slices.Sort(diffs)
-			for _, d := range diffs {
-				t.Error(d)
-			}
+			checkDelta(t, before, after, fixtureDelta(f.global, f.svc, f.vip, beName, len(in)))
 			if f.check != nil {
 				f.check(e, f)
 			}
@@ -529,15 +497,64 @@ func TestFramesShorterThanEthernetNeverReachTheProgram(t *testing.T) {
 	}
 }
 
+// fixtureDelta is how far the counters must move for one fixture packet
+// of n bytes: the global ones in global, and unless svc (be) is empty,
+// the VIP's packets, bytes and those in vip, and the backend's packets,
+// bytes and new flow.
+func fixtureDelta(global map[string]uint64, svc string, vip map[string]uint64, be string, n int) map[string]uint64 {
+	want := map[string]uint64{}
+	for k, v := range global {
+		want["global/"+k] = v
+	}
+	if svc != "" {
+		want["svc/"+svc+"/packets"] = 1
+		want["svc/"+svc+"/bytes"] = uint64(n)
+		for k, v := range vip {
+			want["svc/"+svc+"/"+k] = v
+		}
+	}
+	if be != "" {
+		p := "be/" + svc + "/" + be + "/"
+		want[p+"packets"] = 1
+		want[p+"bytes"] = uint64(n)
+		if vip["new_flows"] == 1 {
+			want[p+"new_flows"] = 1
+		}
+	}
+	return want
+}
+
+// checkDelta reports every counter (of before, after and want) that
+// moved by other than want says.
+func checkDelta(t *testing.T, before, after, want map[string]uint64) {
+	t.Helper()
+	keys := map[string]bool{}
+	for k := range after {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var diffs []string
+	for k := range keys {
+		if d := after[k] - before[k]; d != want[k] {
+			diffs = append(diffs, fmt.Sprintf("%s moved by %d, want %d", k, d, want[k]))
+		}
+	}
+	slices.Sort(diffs)
+	for _, d := range diffs {
+		t.Error(d)
+	}
+}
+
 func goldenName(name string) string { return goldenPath("xdp", name) }
 
 func goldenPath(dir, name string) string {
-	r := strings.NewReplacer(" ", "_", "/", "_")
-	return filepath.Join("testdata", dir, r.Replace(name)+".golden")
+	return xdpgolden.Path(filepath.Join("testdata", dir), name)
 }
 
-// checkGolden compares the run with testdata/xdp/<name>.golden (action,
-// input and output frames in hex); -update rewrites it.
+// checkGolden compares the run with testdata/xdp/<name>.golden; -update
+// rewrites it.
 func checkGolden(t *testing.T, name string, act uint32, in, out []byte) {
 	t.Helper()
 	checkGoldenFile(t, goldenName(name), act, in, out)
@@ -545,21 +562,5 @@ func checkGolden(t *testing.T, name string, act uint32, in, out []byte) {
 
 func checkGoldenFile(t *testing.T, path string, act uint32, in, out []byte) {
 	t.Helper()
-	got := fmt.Sprintf("action: %s\nin:  %s\nout: %s\n", actionNames[act], hex.EncodeToString(in), hex.EncodeToString(out))
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./l4/ -run 'TestXDPFixtures|TestEncap' -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("differs from %s (rerun with -update and review the diff):\n got %s\nwant %s", path, got, want)
-	}
+	xdpgolden.Check(t, path, act, in, out, *update, "go test ./l4/ -run 'TestXDPFixtures|TestEncap' -update")
 }

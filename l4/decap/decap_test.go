@@ -1,10 +1,8 @@
 package decap
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/portcullis-lb/portcullis/l4/internal/inetsum"
+	"github.com/portcullis-lb/portcullis/l4/internal/xdpgolden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden packet files in testdata")
@@ -39,7 +38,7 @@ func udp(dport uint16, body []byte) []byte {
 	return append(h, body...)
 }
 
-var actionNames = map[uint32]string{0: "XDP_ABORTED", xdpDrop: "XDP_DROP", xdpPass: "XDP_PASS", 3: "XDP_TX"}
+var actionNames = xdpgolden.Actions
 
 var (
 	beMAC     = []byte{0x02, 0xbe, 0, 0, 0, 0x01}
@@ -255,7 +254,7 @@ func TestDecapRestoresWhatTheBalancerSent(t *testing.T) {
 	files, _ := filepath.Glob("../testdata/encap/*.golden")
 	n := 0
 	for _, path := range files {
-		act, in, out := readGolden(t, path)
+		act, in, out := xdpgolden.Read(t, path)
 		if act != "XDP_TX" || len(out) <= len(in) {
 			continue // not an encapsulation (an ICMP answer, a drop)
 		}
@@ -276,47 +275,9 @@ func TestDecapRestoresWhatTheBalancerSent(t *testing.T) {
 	}
 }
 
-func readGolden(t *testing.T, path string) (act string, in, out []byte) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "action":
-			act = v
-		case "in":
-			in, _ = hex.DecodeString(v)
-		case "out":
-			out, _ = hex.DecodeString(v)
-		}
-	}
-	return act, in, out
-}
-
 func checkGolden(t *testing.T, name string, act uint32, in, out []byte) {
 	t.Helper()
-	got := fmt.Sprintf("action: %s\nin:  %s\nout: %s\n", actionNames[act], hex.EncodeToString(in), hex.EncodeToString(out))
-	path := filepath.Join("testdata", strings.NewReplacer(" ", "_", "/", "_").Replace(name)+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./l4/decap/ -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("differs from %s (rerun with -update and review the diff):\n got %s\nwant %s", path, got, want)
-	}
+	xdpgolden.Check(t, xdpgolden.Path("testdata", name), act, in, out, *update, "go test ./l4/decap/ -update")
 }
 
 // Without a GUE port, GUE-looking UDP is ordinary UDP: passed untouched.
