@@ -115,14 +115,17 @@ func (d *Daemon) announce() {
 	}
 }
 
-// bgpWants is the decision for every VIP of cfg's bgp section.
+// bgpWants is the decision for every VIP of cfg's bgp section. It runs
+// every bgpPoll, so it looks up the health of the backends of the L4 VIPs
+// the bgp section names only, not of every L4 service.
 func (d *Daemon) bgpWants(cfg *config.Config) []bgp.Want {
 	base := communities(cfg.BGP.Communities)
-	svcs, _ := d.l4ServicesWithHealth(cfg)
-	l7Up := len(cfg.L7.Listeners) > 0 && len(d.proxy.Addrs()) == len(cfg.L7.Listeners)
-	witness := true
-	if n := d.clusterNode(); n != nil {
-		witness = n.WitnessUp()
+	node := d.clusterNode()
+	ready := bgp.Readiness{
+		Draining: d.draining.Load(),
+		XDP:      d.l4Attached(),
+		L7:       len(cfg.L7.Listeners) > 0 && len(d.proxy.Addrs()) == len(cfg.L7.Listeners),
+		Witness:  node == nil || node.WitnessUp(),
 	}
 	wants := make([]bgp.Want, 0, len(cfg.BGP.VIPs))
 	for _, bv := range cfg.BGP.VIPs {
@@ -130,20 +133,25 @@ func (d *Daemon) bgpWants(cfg *config.Config) []bgp.Want {
 		if err != nil {
 			continue // validated: cannot happen
 		}
-		r := bgp.Readiness{Draining: d.draining.Load(), XDP: d.l4Attached(), L7: l7Up, Witness: witness}
-		for _, s := range svcs {
+		r := ready
+		for _, v := range cfg.VIPs {
 			// A named VIP is judged by its own backends; an address by
 			// every L4 VIP on it. Either needs the L7 proxy when a
 			// backend hands packets to it.
-			if named && s.Name != bv.VIP || !named && s.Addr != addr {
+			if named && v.Name != bv.VIP {
 				continue
 			}
+			if !named {
+				if a, err := netip.ParseAddr(v.Address); err != nil || a.Unmap() != addr {
+					continue
+				}
+			}
 			r.NeedsXDP = true
-			for _, b := range s.Backends {
-				if !b.Down && b.Weight > 0 {
+			for _, b := range v.Backends {
+				if w, down := d.backendHealth(node, v.Name, b.Name, uint32(*b.Weight)); !down && w > 0 {
 					r.UsableBackends++
 				}
-				if b.Mode == l4.ModeLocal {
+				if b.Forwarding == l4.ModeLocal {
 					r.NeedsL7 = true
 				}
 			}

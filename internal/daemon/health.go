@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portcullis-lb/portcullis/cluster"
 	"github.com/portcullis-lb/portcullis/healthcheck"
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l4"
@@ -55,13 +56,23 @@ func (d *Daemon) l4ServicesWithHealth(cfg *config.Config) ([]l4.Service, error) 
 	for i := range svcs {
 		for j := range svcs[i].Backends {
 			b := &svcs[i].Backends[j]
-			b.Weight, b.Down = d.health.VIPBackend(svcs[i].Name, b.Name, b.Weight)
-			if n != nil {
-				b.Down = n.AgreedDown(svcs[i].Name, b.Name)
-			}
+			b.Weight, b.Down = d.backendHealth(n, svcs[i].Name, b.Name, b.Weight)
 		}
 	}
 	return svcs, nil
+}
+
+// backendHealth is one VIP backend's effective weight and down state, as
+// l4ServicesWithHealth applies them; n is the cluster node, if any.
+func (d *Daemon) backendHealth(n *cluster.Node, vip, backend string, weight uint32) (uint32, bool) {
+	if d.health == nil {
+		return weight, false
+	}
+	w, down := d.health.VIPBackend(vip, backend, weight)
+	if n != nil {
+		down = n.AgreedDown(vip, backend)
+	}
+	return w, down
 }
 
 // syncPools gives every pool of a new generation its endpoints as
