@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// validateAggregates checks the routes' aggregate calls against the pools.
-func (v *validator) validateAggregates(pools map[string]bool) {
+// validateAggregates checks the routes' aggregate calls against the pools;
+// params are the routes' path parameters (validateRoutes).
+func (v *validator) validateAggregates(pools map[string]bool, params []map[string]bool) {
 	for i, r := range v.c.L7.Routes {
 		a := r.Aggregate
 		if a == nil {
@@ -34,7 +35,6 @@ func (v *validator) validateAggregates(pools map[string]bool) {
 		if len(a.Calls) == 0 {
 			v.errorf(ap+".calls", "aggregate needs at least one call")
 		}
-		params := routeParams(r.Match)
 		names := map[string]bool{}
 		for j, c := range a.Calls {
 			cp := fmt.Sprintf("%s.calls[%d]", ap, j)
@@ -51,7 +51,7 @@ func (v *validator) validateAggregates(pools map[string]bool) {
 			if !strings.HasPrefix(c.Path, "/") {
 				v.errorf(cp+".path", "path %q must start with /", c.Path)
 			} else {
-				v.checkTemplate(cp+".path", c.Path, params)
+				v.checkTemplate(cp+".path", c.Path, params[i])
 			}
 			if c.Timeout < 0 {
 				v.errorf(cp+".timeout", "timeout %s is negative", c.Timeout.D())

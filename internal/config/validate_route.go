@@ -7,10 +7,12 @@ import (
 	"strings"
 )
 
-// validateRoutes checks l7.routes against the listeners and pools.
-func (v *validator) validateRoutes(listeners, pools map[string]bool) {
+// validateRoutes checks l7.routes against the listeners and pools, and
+// returns each route's path parameter names (validateMatch), by index.
+func (v *validator) validateRoutes(listeners, pools map[string]bool) []map[string]bool {
 	l7 := &v.c.L7
 	routes := map[string]bool{}
+	all := make([]map[string]bool, len(l7.Routes))
 	for i, r := range l7.Routes {
 		p := fmt.Sprintf("l7.routes[%d]", i)
 		v.name(p+".name", "route", r.Name, routes)
@@ -30,6 +32,7 @@ func (v *validator) validateRoutes(listeners, pools map[string]bool) {
 			v.errorf(p+".pool", "no pool named %q", r.Pool)
 		}
 		params := v.validateMatch(p+".match", r.Match)
+		all[i] = params
 		v.validateVersioning(p, r, pools)
 		if rw := r.Rewrite; rw != nil {
 			rp := p + ".rewrite"
@@ -56,6 +59,7 @@ func (v *validator) validateRoutes(listeners, pools map[string]bool) {
 			v.errorf(p+".max_body_bytes", "max_body_bytes %d is negative (0 is the listener's limit)", r.MaxBodyBytes)
 		}
 	}
+	return all
 }
 
 func versionOf(r Route) []APIVersion {

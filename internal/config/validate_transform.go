@@ -3,13 +3,13 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
 
-// validateTransforms checks the routes' compression and body_transform.
-func (v *validator) validateTransforms() {
+// validateTransforms checks the routes' compression and body_transform;
+// params are the routes' path parameters (validateRoutes).
+func (v *validator) validateTransforms(params []map[string]bool) {
 	for i, r := range v.c.L7.Routes {
 		p := fmt.Sprintf("l7.routes[%d]", i)
 		v.validateCompression(p+".compression", r.Compression)
@@ -21,9 +21,8 @@ func (v *validator) validateTransforms() {
 			if t.Request == nil && t.Response == nil {
 				v.errorf(tp, "body_transform needs request or response changes")
 			}
-			params := routeParams(r.Match)
-			v.validateJSONOps(tp+".request", t.Request, params)
-			v.validateJSONOps(tp+".response", t.Response, params)
+			v.validateJSONOps(tp+".request", t.Request, params[i])
+			v.validateJSONOps(tp+".response", t.Response, params[i])
 		}
 	}
 }
@@ -104,26 +103,4 @@ func (v *validator) checkJSONPath(p, path string) {
 	if slices.Contains(strings.Split(path, "."), "") {
 		v.errorf(p, "path %q has an empty segment", path)
 	}
-}
-
-// routeParams are the path parameter names a route's match defines, for
-// templates (validateMatch reports what is wrong with the match itself).
-func routeParams(m Match) map[string]bool {
-	params := map[string]bool{}
-	switch {
-	case m.PathTemplate != "":
-		names, _ := ParsePathTemplate(m.PathTemplate)
-		for _, n := range names {
-			params[n] = true
-		}
-	case m.PathRegex != "":
-		if re, err := regexp.Compile(m.PathRegex); err == nil {
-			for _, n := range re.SubexpNames() {
-				if n != "" {
-					params[n] = true
-				}
-			}
-		}
-	}
-	return params
 }
