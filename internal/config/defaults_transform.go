@@ -26,14 +26,12 @@ func (r *Route) setTransformDefaults() {
 		if len(c.Encodings) == 0 {
 			c.Encodings = append([]string(nil), DefaultCompressionEncodings...)
 		}
-		if c.MinSize == 0 {
-			c.MinSize = DefaultCompressionMinSize
-		}
+		def(&c.MinSize, DefaultCompressionMinSize)
 		if len(c.ContentTypes) == 0 {
 			c.ContentTypes = append([]string(nil), DefaultCompressibleTypes...)
 		}
 	}
-	if t := r.BodyTransform; t != nil && t.MaxBytes == 0 {
-		t.MaxBytes = DefaultTransformMaxBytes
+	if t := r.BodyTransform; t != nil {
+		def(&t.MaxBytes, DefaultTransformMaxBytes)
 	}
 }
