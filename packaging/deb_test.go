@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
 // wantFiles is every file and folder of the package that has a mode worth
@@ -46,7 +48,7 @@ func TestDebianPackageHasWhatANodeNeeds(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed: the package version comes from git describe")
 	}
-	root := repoRoot(t)
+	root := testbin.RepoRoot()
 	out := t.TempDir()
 
 	// Exactly what `make deb` runs, into a scratch folder.
@@ -359,15 +361,6 @@ for k in "$@"; do printf '%s=%s\n' "$k" "$(sysctl -n "$k")"; done`
 			}
 		}
 	})
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd) // go test runs in packaging/
 }
 
 func run(t *testing.T, dir, name string, args ...string) string {

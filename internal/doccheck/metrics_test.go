@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
 // metricRef is how a doc cites a metric: portcullis_ and lower-case words.
@@ -24,7 +26,7 @@ var metricName = regexp.MustCompile(`^portcullis_[a-z0-9_]+$`)
 var snakeWord = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 func TestEveryMetricNamedInTheDocsExistsInTheCode(t *testing.T) {
-	root := repoRoot(t)
+	root := testbin.RepoRoot()
 	known := metricNames(t, root)
 	if len(known) < 20 {
 		t.Fatalf("found only %d metric names in the Go sources: the scan is broken", len(known))
@@ -189,13 +191,4 @@ func markdownFiles(t *testing.T, root string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(filepath.Dir(wd)) // go test runs in internal/doccheck
 }

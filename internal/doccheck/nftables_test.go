@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-lb/portcullis/internal/testbin"
 )
 
 // The firewall example of docs/operations.md is meant to be copied as is:
@@ -22,7 +24,7 @@ func TestOperationsFirewallExampleIsValidNftables(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) is not installed")
 	}
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "operations.md"))
+	b, err := os.ReadFile(filepath.Join(testbin.RepoRoot(), "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

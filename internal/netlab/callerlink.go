@@ -5,7 +5,6 @@ package netlab
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
@@ -82,7 +81,7 @@ func (l *Lab) AddCallerLink(name string, addr netip.Prefix) (*CallerLink, error)
 		return nil, err
 	}
 	if addr.IsValid() {
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(addr.Addr().AsSlice()), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}}
+		a := &netlink.Addr{IPNet: prefixToIPNet(addr)}
 		if addr.Addr().Is6() {
 			a.Flags = unix.IFA_F_NODAD
 		}

@@ -676,18 +676,7 @@ func (l *Lab) StartNode(i int) (*Node, error) {
 
 // Kill is a process crash: SIGKILL to the daemon (and the reference
 // speaker); the kernel closes the BGP session.
-func (n *Node) Kill() error {
-	for _, p := range []*netlab.Process{n.Speaker, n.Proc} {
-		if p == nil {
-			continue
-		}
-		if err := p.Kill(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return err
-		}
-		p.Wait()
-	}
-	return nil
-}
+func (n *Node) Kill() error { return n.signal(syscall.SIGKILL, true) }
 
 // Crash is a node vanishing from the network: its eth0 down inside its
 // namespace, then SIGKILL, so no FIN or NOTIFICATION reaches the router.
@@ -700,13 +689,20 @@ func (n *Node) Crash() error {
 
 // Term sends SIGTERM to the daemon (and the reference speaker) without
 // waiting.
-func (n *Node) Term() error {
+func (n *Node) Term() error { return n.signal(syscall.SIGTERM, false) }
+
+// signal sends sig to the reference speaker, if any, and the daemon; with
+// wait it reaps each before the next.
+func (n *Node) signal(sig syscall.Signal, wait bool) error {
 	for _, p := range []*netlab.Process{n.Speaker, n.Proc} {
 		if p == nil {
 			continue
 		}
-		if err := p.Kill(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := p.Kill(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return err
+		}
+		if wait {
+			p.Wait()
 		}
 	}
 	return nil
