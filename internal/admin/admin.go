@@ -176,6 +176,18 @@ func redacted(c *config.Config) *config.Config {
 		cl.Key = "REDACTED"
 		cp.Cluster = &cl
 	}
+	// BGP TCP-MD5 secrets: with one a host on the path could hijack the
+	// sessions.
+	if cp.BGP != nil {
+		b := *cp.BGP
+		b.Peers = append([]config.BGPPeer(nil), b.Peers...)
+		for i := range b.Peers {
+			if b.Peers[i].Password != "" {
+				b.Peers[i].Password = "REDACTED"
+			}
+		}
+		cp.BGP = &b
+	}
 	// HMAC secrets of jwt routes: with one anyone could mint tokens.
 	copied := false
 	for i, r := range c.L7.Routes {
