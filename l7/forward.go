@@ -273,7 +273,7 @@ type attempt struct {
 	abort       bool // the response was cut: abort the client's stream
 	clientGone  bool
 	badRequest  bool // the client's body was malformed or cut short
-	tooLarge    bool // the client's body grew past the route's limit
+	tooLarge    bool // the client's body grew past the route's limit (set by serveRequest)
 }
 
 // bodyModeOf chooses how the request body is framed upstream.
@@ -312,7 +312,7 @@ func (p *Proxy) forwardH1(w http.ResponseWriter, r *http.Request, st *reqState, 
 		// method is idempotent (the upstream might have acted on it before
 		// closing; net/http's Transport draws the same line).
 		if a.err != nil && reused && !a.sent && a.status == 0 && !a.timeout && replayable && isIdempotent(r.Method) &&
-			try == 0 && !a.clientGone && !a.badRequest && !a.tooLarge {
+			try == 0 && !a.clientGone && !a.badRequest {
 			if st.body != nil {
 				st.bodyRd.Reset(st.body)
 			}
@@ -345,12 +345,10 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 		st.bytesIn = n
 		if err != nil {
 			a.err = err
-			switch err {
-			case errClientBody:
+			if err == errClientBody {
+				// Or a body over its limit: serveRequest tells them apart.
 				a.badRequest = true
 				a.status = http.StatusBadRequest
-			case errBodyTooLarge:
-				a.tooLarge = true
 			}
 			return a
 		}
@@ -753,8 +751,6 @@ func (a *attempt) failStatus() int {
 	switch {
 	case a.badRequest:
 		return http.StatusBadRequest
-	case a.tooLarge:
-		return http.StatusRequestEntityTooLarge
 	case a.timeout:
 		return http.StatusGatewayTimeout
 	}

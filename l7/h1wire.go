@@ -183,9 +183,6 @@ func copyRequestBody(bw *bufio.Writer, body io.Reader, m bodyMode, buf []byte) (
 				if err == io.EOF && total == m.n {
 					break
 				}
-				if err == errBodyTooLarge {
-					return total, err
-				}
 				return total, errClientBody
 			}
 		}
@@ -207,9 +204,6 @@ func copyRequestBody(bw *bufio.Writer, body io.Reader, m bodyMode, buf []byte) (
 					return total, errUpstreamWrite
 				}
 				break
-			}
-			if err == errBodyTooLarge {
-				return total, err
 			}
 			if err != nil {
 				return total, errClientBody

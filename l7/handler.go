@@ -176,8 +176,8 @@ func (p *Proxy) serveRequest(g *Generation, lc *listenerConf, w http.ResponseWri
 			a = p.forwardH1(w, r, st, prt, addr, bm, replayable, mayRetry)
 		}
 		if st.limBody.over && !a.sent {
-			// However the transport reported it (the HTTP/2 one wraps
-			// body errors), the body outgrew its limit.
+			// However the transport reported it (HTTP/1.1 as a bad
+			// client body, HTTP/2 wrapped), the body outgrew its limit.
 			a.tooLarge, a.badRequest = true, false
 			if a.err == nil {
 				a.err = errBodyTooLarge

@@ -13,8 +13,9 @@ import (
 // they are accepted, in l7/listen.
 
 // errBodyTooLarge is what a body read returns once the body has grown past
-// the route's limit; copyRequestBody passes it on unchanged so the attempt
-// is answered 413, not 400.
+// the route's limit. The transports report it as they report any body
+// error (HTTP/1.1 as the client's, HTTP/2 wrapped); serveRequest turns an
+// attempt whose st.limBody went over into a 413, whatever the transport.
 var errBodyTooLarge = errors.New("request body larger than max_body_bytes")
 
 // limitedBody is the request body of a route with a body limit whose length
