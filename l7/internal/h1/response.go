@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 	"github.com/portcullis-lb/portcullis/l7/internal/httpdate"
 )
 
@@ -235,13 +236,7 @@ func (w *response) writeHead(code int, interim bool) {
 	w.left = -1
 	w.noBody = w.req.Method == http.MethodHead || code == 204 || code == 304 || code < 200
 	if v := h["Trailer"]; len(v) > 0 {
-		for _, t := range v {
-			for _, k := range strings.Split(t, ",") {
-				if k = strings.TrimSpace(k); k != "" {
-					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
-				}
-			}
-		}
+		w.trailers = hkey.AppendList(w.trailers, v)
 	}
 	if cl := h["Content-Length"]; len(cl) == 1 && len(w.trailers) == 0 {
 		if n, ok := parseLength(cl[0]); ok {

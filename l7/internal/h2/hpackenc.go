@@ -15,6 +15,8 @@ package h2
 // size update (to 0, which is within any limit); some decoders (nghttp2)
 // insist on it when the limit shrinks.
 
+import "strconv"
+
 // hpackEncoder appends header blocks to b.
 type hpackEncoder struct {
 	b          []byte
@@ -36,7 +38,12 @@ func (e *hpackEncoder) status(code int) {
 		e.b = appendHpackInt(e.b, 0x80, 7, uint64(i)) // §6.1
 		return
 	}
-	e.field(":status", statusText(code))
+	// The digits go straight into the block: no string per code.
+	var d [20]byte
+	v := strconv.AppendInt(d[:0], int64(code), 10)
+	e.b = appendHpackInt(e.b, 0x00, 4, uint64(staticName(":status")))
+	e.b = appendHpackInt(e.b, 0x00, 7, uint64(len(v)))
+	e.b = append(e.b, v...)
 }
 
 // field encodes a field (name in lower case) as a literal without

@@ -17,10 +17,11 @@
 // the handler returns or flushes, so a small response is one HEADERS and
 // one DATA frame with END_STREAM, with a Content-Length.
 //
-// Frames are parsed by golang.org/x/net/http2's Framer (with its HPACK
-// decoder, header validation and CONTINUATION assembly); what the framer
-// leaves to a server (stream states, flow control, SETTINGS, request
-// validation, limits) is here. Protection against abuse: a cap on
+// Frames are parsed by golang.org/x/net/http2's Framer, which also checks
+// that CONTINUATION frames follow their HEADERS; header blocks are decoded
+// with x/net's HPACK decoder and validated here (headers.go), as is what
+// the framer leaves to a server (stream states, flow control, SETTINGS,
+// request validation, limits). Protection against abuse: a cap on
 // concurrent streams (REFUSED_STREAM beyond it), on handlers still running
 // after their stream was reset (rapid reset, CVE-2023-44487: the
 // connection is closed with ENHANCE_YOUR_CALM), on queued output (a client
@@ -111,7 +112,6 @@ type conn struct {
 	fr     *http2.Framer
 	hdec   *hpack.Decoder
 	hb     headerBlock // the header block being read
-	scheme string
 
 	maxStreams uint32
 	maxHeader  uint32
@@ -177,7 +177,6 @@ func (s *Server) newConn(ctx context.Context, c net.Conn) *conn {
 		ctx:         ctx,
 		cancel:      cancel,
 		remote:      c.RemoteAddr().String(),
-		scheme:      "http",
 		maxStreams:  s.MaxConcurrentStreams,
 		idle:        s.IdleTimeout,
 		streams:     map[uint32]*stream{},
@@ -202,7 +201,6 @@ func (s *Server) newConn(ctx context.Context, c net.Conn) *conn {
 	if tc, ok := c.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		cn.tls = &st
-		cn.scheme = "https"
 	}
 	s.mu.Lock()
 	if s.shutdown.Load() {

@@ -246,12 +246,8 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 		r.ContentLength = st.declared
 		if tr := hdr["Trailer"]; len(tr) > 0 {
 			st.trailer = http.Header{}
-			for _, v := range tr {
-				for _, k := range strings.Split(v, ",") {
-					if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" {
-						st.trailer[k] = nil
-					}
-				}
+			for _, k := range hkey.AppendList(nil, tr) {
+				st.trailer[k] = nil
 			}
 			r.Trailer = st.trailer
 		}

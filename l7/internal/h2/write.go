@@ -243,13 +243,7 @@ func (w *response) WriteHeader(code int) {
 			w.clen = n
 		}
 	}
-	for _, v := range w.hdr["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				w.declared = append(w.declared, http.CanonicalHeaderKey(k))
-			}
-		}
-	}
+	w.declared = hkey.AppendList(w.declared, w.hdr["Trailer"])
 }
 
 func (w *response) Write(p []byte) (int, error) {
@@ -533,19 +527,4 @@ func (cn *conn) sendTrailers(st *stream, tr []hpack.HeaderField) error {
 	cn.appendBlockLocked(st.id, true)
 	cn.kick()
 	return nil
-}
-
-var statusTexts [600]string
-
-func init() {
-	for i := 100; i < len(statusTexts); i++ {
-		statusTexts[i] = strconv.Itoa(i)
-	}
-}
-
-func statusText(code int) string {
-	if code >= 100 && code < len(statusTexts) {
-		return statusTexts[code]
-	}
-	return strconv.Itoa(code)
 }

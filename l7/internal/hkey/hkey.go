@@ -28,6 +28,19 @@ func Canonical(k string) string {
 	return k
 }
 
+// AppendList appends to dst the canonical names that the values vv list,
+// comma-separated (a Trailer field's syntax), skipping empty elements.
+func AppendList(dst, vv []string) []string {
+	for _, v := range vv {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				dst = append(dst, Canonical(k))
+			}
+		}
+	}
+	return dst
+}
+
 // Lower is the lower-case (HTTP/2 and HTTP/3 wire) form of a canonical key.
 func Lower(k string) string {
 	if l, ok := lower[k]; ok {

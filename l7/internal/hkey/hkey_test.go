@@ -2,6 +2,7 @@ package hkey
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 )
 
@@ -16,5 +17,12 @@ func TestCanonicalAgreesWithNetHTTP(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = Canonical("Content-Type"); _ = Canonical("content-type"); _ = Lower("Content-Type") }); n != 0 {
 		t.Errorf("%v allocations for well-known fields", n)
+	}
+}
+
+func TestAppendListCanonicalizesEachName(t *testing.T) {
+	got := AppendList([]string{"A"}, []string{"grpc-status, x-a ,", " Grpc-Message"})
+	if want := []string{"A", "Grpc-Status", "X-A", "Grpc-Message"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
