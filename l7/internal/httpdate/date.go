@@ -29,5 +29,5 @@ func Value() []string {
 	v := now.UTC().Format(http.TimeFormat)
 	s = &stamp{sec: now.Unix(), v: []string{v}}
 	cur.Store(s)
-	return s.v[:1:1]
+	return s.v
 }
