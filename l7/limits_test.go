@@ -60,6 +60,17 @@ type limitClient struct {
 	do   func(t *testing.T, addr, path string, body []byte, length, refused bool) (status int, hdr http.Header)
 }
 
+// dialClient opens a client connection to addr that gives up after 10s.
+func dialClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // rawH1 speaks HTTP/1.1 by hand to the lean server. A body with a
 // Content-Length waits for 100 Continue (Expect), so a refusal is answered
 // before the body is sent. A body without one, when a refusal is expected,
@@ -69,12 +80,8 @@ type limitClient struct {
 // its close into a reset.
 func rawH1(t *testing.T, addr, path string, body []byte, length, refused bool) (int, http.Header) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialClient(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: x\r\n", path)
 	switch {
@@ -261,12 +268,8 @@ func TestAStreamedBodyPastItsLimitAbortsAnHTTP2Upstream(t *testing.T) {
 func TestA413BeforeTheBodyIsNotPrecededBy100Continue(t *testing.T) {
 	up, upAddr := countingServer(t)
 	addr := limitsProxy(t, limitClient{}, upAddr, "")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialClient(t, addr)
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
 	all, _ := io.ReadAll(c) // to the close
 	if !bytes.HasPrefix(all, []byte("HTTP/1.1 413 ")) || bytes.Contains(all, []byte("100 Continue")) {
@@ -365,12 +368,8 @@ func TestARateLimitOnWhatTheClientSendsRunsBeforeAuthentication(t *testing.T) {
 func TestConnectionsRefusedPerAddressAreCountedInTheMetrics(t *testing.T) {
 	_, upAddr := countingServer(t)
 	p, addr := startProxy(t, []string{upAddr}, proxyOpts{lis: ", max_conns_per_ip: 1"})
-	first, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := dialClient(t, addr)
 	defer first.Close()
-	first.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(first, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if res, err := http.ReadResponse(bufio.NewReader(first), nil); err != nil || res.StatusCode != 200 {
 		t.Fatalf("the first connection was not served: %v", err)

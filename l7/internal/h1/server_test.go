@@ -85,6 +85,24 @@ func exchange(t *testing.T, addr, raw string) []int {
 	}
 }
 
+// readToClose writes raw and returns all the server sends until it
+// closes the connection.
+func readToClose(t *testing.T, addr, raw string) []byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, raw)
+	all, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
 func TestRequestSmugglingAttemptsAreRejected(t *testing.T) {
 	cases := []struct {
 		name, raw string
@@ -235,17 +253,7 @@ func TestAFinalAnswerBeforeAnExpectedBodyEndsTheConnectionWithout100Continue(t *
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized) // without reading the body
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
-	all, err := io.ReadAll(c) // to the server's close
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := readToClose(t, addr, "PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
 	if !strings.HasPrefix(string(all), "HTTP/1.1 401 ") || strings.Contains(string(all), "100 Continue") ||
 		!strings.Contains(string(all), "Connection: close\r\n") {
 		t.Fatalf("answer:\n%s", all)
@@ -257,17 +265,7 @@ func TestAHandlersConnectionCloseEndsTheConnection(t *testing.T) {
 		w.Header().Set("Connection", "close")
 		io.WriteString(w, "bye")
 	}))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	all, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := readToClose(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if !strings.HasPrefix(string(all), "HTTP/1.1 200 ") || !strings.HasSuffix(string(all), "\r\n3\r\nbye\r\n0\r\n\r\n") {
 		t.Fatalf("answer:\n%s", all)
 	}
