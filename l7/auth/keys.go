@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"slices"
+
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
@@ -15,14 +17,7 @@ type key struct {
 	pub  any
 }
 
-func (k *key) allows(alg jose.SignatureAlgorithm) bool {
-	for _, a := range k.algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
-}
+func (k *key) allows(alg jose.SignatureAlgorithm) bool { return slices.Contains(k.algs, alg) }
 
 // keySet is an immutable set of keys, indexed by kid.
 type keySet struct {
@@ -38,7 +33,7 @@ func newKeySet(vks []config.VerifyKey, allowed []jose.SignatureAlgorithm) *keySe
 		k := &key{kid: vk.KID, pub: vk.Key}
 		for _, a := range vk.Algs {
 			alg := jose.SignatureAlgorithm(a)
-			if len(allowed) == 0 || containsAlg(allowed, alg) {
+			if len(allowed) == 0 || slices.Contains(allowed, alg) {
 				k.algs = append(k.algs, alg)
 			}
 		}
@@ -49,15 +44,6 @@ func newKeySet(vks []config.VerifyKey, allowed []jose.SignatureAlgorithm) *keySe
 		ks.byKID[k.kid] = append(ks.byKID[k.kid], k)
 	}
 	return ks
-}
-
-func containsAlg(list []jose.SignatureAlgorithm, a jose.SignatureAlgorithm) bool {
-	for _, x := range list {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // candidates are the keys a token with this kid may have been signed with:

@@ -142,11 +142,7 @@ func (p *Policy) Negotiate(ae []string) Encoding {
 	for _, v := range ae {
 		for v != "" {
 			var item string
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				item, v = v[:i], v[i+1:]
-			} else {
-				item, v = v, ""
-			}
+			item, v, _ = strings.Cut(v, ",")
 			name, params, _ := strings.Cut(item, ";")
 			name = strings.TrimSpace(name)
 			if name == "" {
@@ -189,11 +185,7 @@ func (p *Policy) Negotiate(ae []string) Encoding {
 func parseQ(params string) int {
 	for params != "" {
 		var prm string
-		if i := strings.IndexByte(params, ';'); i >= 0 {
-			prm, params = params[:i], params[i+1:]
-		} else {
-			prm, params = params, ""
-		}
+		prm, params, _ = strings.Cut(params, ";")
 		k, val, ok := strings.Cut(strings.TrimSpace(prm), "=")
 		if !ok || (k != "q" && k != "Q") {
 			continue

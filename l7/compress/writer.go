@@ -290,13 +290,7 @@ func addVary(h http.Header) {
 // (ASCII case-insensitively; tok is lower case). Directive arguments
 // (max-age=5) are not tokens.
 func containsToken(v, tok string) bool {
-	for v != "" {
-		var item string
-		if i := strings.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, ""
-		}
+	for item := range strings.SplitSeq(v, ",") {
 		if strings.EqualFold(strings.TrimSpace(item), tok) {
 			return true
 		}
