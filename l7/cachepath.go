@@ -176,11 +176,7 @@ func (p *Proxy) cacheRequest(g *Generation, lc *listenerConf, c *cache.Cache, w 
 		// even when the credential is an API key or was stripped.
 		cs.hasAuth = true
 	}
-	if len(r.Header["Cache-Control"]) > 0 || len(r.Header["Pragma"]) > 0 {
-		cs.req = cache.ParseRequest(r.Header)
-	} else {
-		cs.req = cache.NoDirectives()
-	}
+	cs.req = cache.ParseRequest(r.Header)
 	if len(r.Header["Range"]) > 0 || cs.req.NoStore {
 		// Ranges are not combined from stored responses; no-store keeps
 		// the request and its answer out of the cache (§5.2.1.5).
@@ -190,9 +186,8 @@ func (p *Proxy) cacheRequest(g *Generation, lc *listenerConf, c *cache.Cache, w 
 	}
 	cs.inm, cs.ims = r.Header["If-None-Match"], r.Header["If-Modified-Since"]
 	cs.fwd = "miss"
-	if ctx := r.Context(); ctx.Value(refreshKey{}) != nil {
+	if e, ok := r.Context().Value(refreshKey{}).(*cache.Entry); ok {
 		// A background refresh: straight upstream, validating the entry.
-		e := ctx.Value(refreshKey{}).(*cache.Entry)
 		cs.refresh, cs.stale, cs.fwd = e, e, "stale"
 		p.validateWith(r, st, e)
 		cs.reqTime = time.Now()

@@ -97,9 +97,7 @@ func compileSecurity(c *config.Config, g *Generation) error {
 		for _, rt := range lc.table.Routes() {
 			if s := g.secByName[rt.Name]; s != nil {
 				g.security[rt] = s
-			}
-			if s := g.secByName[rt.Name]; s != nil && s.cors != nil {
-				g.hasCORS = true
+				g.hasCORS = g.hasCORS || s.cors != nil
 			}
 		}
 	}

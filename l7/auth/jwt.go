@@ -84,6 +84,7 @@ func compileJWT(c *config.JWT, reg *Registry, rateClaim string) (*JWT, error) {
 			j.algs = append(j.algs, jose.SignatureAlgorithm(a))
 		}
 	}
+	fallback := config.JWKSFallbackAlgorithms(c.Algorithms)
 	var vks []config.VerifyKey
 	for i, k := range c.Keys {
 		vk, err := config.ParseJWTKey(k)
@@ -97,7 +98,7 @@ func compileJWT(c *config.JWT, reg *Registry, rateClaim string) (*JWT, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jwt.jwks_file: %w", err)
 		}
-		fk, _, err := config.ParseJWKS(b, true, config.JWKSFallbackAlgorithms(c.Algorithms))
+		fk, _, err := config.ParseJWKS(b, true, fallback)
 		if err != nil {
 			return nil, fmt.Errorf("jwt.jwks_file: %w", err)
 		}
@@ -105,7 +106,7 @@ func compileJWT(c *config.JWT, reg *Registry, rateClaim string) (*JWT, error) {
 	}
 	j.static = newKeySet(vks, allowed)
 	if c.JWKS != nil {
-		j.remote = reg.remote(*c.JWKS, config.JWKSFallbackAlgorithms(c.Algorithms), allowed)
+		j.remote = reg.remote(*c.JWKS, fallback, allowed)
 	}
 	for _, name := range c.RequiredClaims {
 		j.required = append(j.required, claimPath(name))

@@ -135,6 +135,3 @@ func ParseRequest(h http.Header) Request {
 	d := parseDirectives(cc)
 	return Request{d: d, NoStore: d.noStore, NoCache: d.noCache, OnlyIfCached: d.onlyIfCached}
 }
-
-// NoDirectives is a request without Cache-Control.
-func NoDirectives() Request { return Request{d: absent()} }

@@ -103,9 +103,9 @@ func (e *Entry) StaleIfError(now time.Time) bool {
 
 // hopHeaders are never stored (RFC 9110 §7.6.1; Age and Content-Length
 // are the cache's to write).
-var hopHeaders = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Transfer-Encoding": true,
-	"Te": true, "Trailer": true, "Upgrade": true, "Age": true, "Content-Length": true,
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding",
+	"Te", "Trailer", "Upgrade", "Age", "Content-Length",
 }
 
 // storedHeader copies h without the fields a cache does not keep. The copy
@@ -117,10 +117,8 @@ func storedHeader(h http.Header) http.Header {
 			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
-	for k, drop := range hopHeaders {
-		if drop {
-			delete(out, k)
-		}
+	for _, k := range hopHeaders {
+		delete(out, k)
 	}
 	return out
 }

@@ -38,9 +38,12 @@ func (l *Limiter) Cluster() bool { return l.conf.Scope == config.RateLimitScopeC
 // fingerprint, so a node running another limit for the route (during a
 // rolling config change) neither sends nor takes counts that mean something
 // else.
-func (l *Limiter) Fingerprint() uint32 {
+func (l *Limiter) Fingerprint() uint32 { return l.fp }
+
+// fingerprint is computed once, in New: Sync compares it for every message.
+func fingerprint(c *config.RateLimit) uint32 {
 	h := fnv.New32a()
-	h.Write([]byte(strconv.Itoa(l.conf.Requests) + "/" + strconv.FormatInt(int64(l.conf.Per), 10) + "/" + strconv.Itoa(l.conf.Burst) + "/" + l.conf.Key))
+	h.Write([]byte(strconv.Itoa(c.Requests) + "/" + strconv.FormatInt(int64(c.Per), 10) + "/" + strconv.Itoa(c.Burst) + "/" + c.Key))
 	return h.Sum32()
 }
 

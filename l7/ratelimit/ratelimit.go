@@ -37,6 +37,7 @@ type Limiter struct {
 	// bucket is as good as absent.
 	idle     time.Duration
 	perShard int
+	fp       uint32
 	st       *store
 }
 
@@ -68,6 +69,7 @@ func New(c config.RateLimit) *Limiter {
 		burst:    float64(c.Burst),
 		limitVal: []string{strconv.Itoa(c.Burst)},
 		perShard: max(1, (c.MaxKeys+nShards-1)/nShards),
+		fp:       fingerprint(&c),
 		st:       &store{seed: maphash.MakeSeed()},
 	}
 	l.idle = time.Duration(l.burst / l.rate * float64(time.Second))
