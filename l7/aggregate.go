@@ -85,13 +85,9 @@ func compileAggregates(c *config.Config, g *Generation) error {
 				for _, r := range cc.Rename {
 					ren = append(ren, [2]string{r.From, r.To})
 				}
-				timeout := cc.Timeout.D()
-				if timeout <= 0 {
-					timeout = config.DefaultAggregateTimeout
-				}
 				ra.calls = append(ra.calls, aggCall{
 					name: cc.Name, pool: cc.Pool, method: cc.Method, path: tmpl,
-					questions: strings.Count(cc.Path, "?"), timeout: timeout,
+					questions: strings.Count(cc.Path, "?"), timeout: cc.Timeout.D(),
 					shape: aggregate.NewShape(cc.Select, ren),
 				})
 				if g.aggRT[cc.Pool] == nil && prt.conf.Protocol == protoH1 {
@@ -191,9 +187,8 @@ func (p *Proxy) serveAggregate(g *Generation, ag *routeAggregate, w http.Respons
 		}
 	}
 	if body == nil {
-		status := http.StatusBadGateway
 		writeAggFailure(w, st, failed)
-		p.finish(r, st, rs, "", "", status, 0, start, upDur)
+		p.finish(r, st, rs, "", "", http.StatusBadGateway, 0, start, upDur)
 		return
 	}
 	h := w.Header()
@@ -206,9 +201,7 @@ func (p *Proxy) serveAggregate(g *Generation, ag *routeAggregate, w http.Respons
 	p.decorate(h, st)
 	w.WriteHeader(http.StatusOK)
 	n, _ := w.Write(body)
-	if st.cw != nil || st.xres != nil {
-		st.closeWrappers(false)
-	}
+	st.closeWrappers(false)
 	p.finish(r, st, rs, "", "", http.StatusOK, int64(n), start, upDur)
 }
 
@@ -365,7 +358,7 @@ func isDialError(err error) bool {
 // hasDotSegment reports a . or .. segment (a path value that would climb
 // out of the template's path).
 func hasDotSegment(p string) bool {
-	for _, s := range strings.Split(p, "/") {
+	for s := range strings.SplitSeq(p, "/") {
 		if s == "." || s == ".." {
 			return true
 		}

@@ -51,13 +51,10 @@ type op struct {
 
 type ops struct{ list []op }
 
-// Compile builds a route's transformation; rt compiles the templates
-// (with its path parameters).
+// Compile builds a route's transformation from its (defaulted, validated)
+// config; rt compiles the templates (with its path parameters).
 func Compile(c *config.BodyTransform, rt *route.Route) (*Spec, error) {
 	s := &Spec{maxBytes: c.MaxBytes, refuse: c.RefuseOversized}
-	if s.maxBytes <= 0 {
-		s.maxBytes = config.DefaultTransformMaxBytes
-	}
 	var err error
 	if s.req, err = compileOps(c.Request, rt); err != nil {
 		return nil, fmt.Errorf("request: %w", err)
