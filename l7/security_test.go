@@ -80,16 +80,7 @@ func (s *testSigner) token(t testing.TB, extra map[string]any) string {
 // send makes one request and returns the response with its body read.
 func send(t testing.TB, method, url string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	res, b := do(t, method, url, hdr, nil)
 	return res, string(b)
 }
 
