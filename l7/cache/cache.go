@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // Cache is one route's store.
@@ -129,16 +130,9 @@ func varyKey(names []string, h http.Header) string {
 
 // varyNames reads a response's Vary; star reports Vary: * (never stored).
 func varyNames(h http.Header) (names []string, star bool) {
-	for _, v := range h["Vary"] {
-		for n := range strings.SplitSeq(v, ",") {
-			n = strings.TrimSpace(n)
-			if n == "*" {
-				return nil, true
-			}
-			if n != "" {
-				names = append(names, http.CanonicalHeaderKey(n))
-			}
-		}
+	names = hkey.AppendList(nil, h["Vary"])
+	if slices.Contains(names, "*") {
+		return nil, true
 	}
 	slices.Sort(names)
 	return slices.Compact(names), false

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // Writer compresses one response. It decides at WriteHeader from the
@@ -272,19 +274,7 @@ var varyAE = []string{"Accept-Encoding"}
 
 // addVary adds Accept-Encoding to Vary unless it is there already (or
 // Vary is *).
-func addVary(h http.Header) {
-	vary := h["Vary"]
-	for _, v := range vary {
-		if containsToken(v, "accept-encoding") || containsToken(v, "*") {
-			return
-		}
-	}
-	if len(vary) == 0 {
-		h["Vary"] = varyAE
-		return
-	}
-	h["Vary"] = append(vary[:len(vary):len(vary)], "Accept-Encoding")
-}
+func addVary(h http.Header) { hkey.AddVary(h, varyAE) }
 
 // containsToken reports whether a comma-separated field value lists tok
 // (ASCII case-insensitively; tok is lower case). Directive arguments

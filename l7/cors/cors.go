@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-lb/portcullis/internal/config"
+	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
 )
 
 // Policy is one route's CORS configuration, compiled.
@@ -37,7 +38,7 @@ type wildcard struct{ prefix, suffix string }
 var (
 	star       = []string{"*"}
 	trueVal    = []string{"true"}
-	varyOrigin = "Origin"
+	varyOrigin = []string{"Origin"}
 )
 
 // Compile builds a policy from a validated config.
@@ -195,12 +196,5 @@ func (p *Policy) addVary(h http.Header) {
 	if !p.vary {
 		return
 	}
-	for _, v := range h["Vary"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, varyOrigin) {
-				return
-			}
-		}
-	}
-	h["Vary"] = append(h["Vary"], varyOrigin)
+	hkey.AddVary(h, varyOrigin)
 }

@@ -41,6 +41,27 @@ func AppendList(dst, vv []string) []string {
 	return dst
 }
 
+// AddVary adds a field name to h's Vary, once: not when a Vary value
+// already lists it (in any case) or lists *. only is the one-element value
+// to set when h has no Vary (a shared slice, so the common case does not
+// allocate; never written). The upstream's slice is not appended to in
+// place: it may be shared with a cached response.
+func AddVary(h http.Header, only []string) {
+	vary := h["Vary"]
+	for _, v := range vary {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, only[0]) {
+				return
+			}
+		}
+	}
+	if len(vary) == 0 {
+		h["Vary"] = only
+		return
+	}
+	h["Vary"] = append(vary[:len(vary):len(vary)], only[0])
+}
+
 // Lower is the lower-case (HTTP/2 and HTTP/3 wire) form of a canonical key.
 func Lower(k string) string {
 	if l, ok := lower[k]; ok {

@@ -26,3 +26,35 @@ func TestAppendListCanonicalizesEachName(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+func TestAddVary(t *testing.T) {
+	only := []string{"Origin"}
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"none", nil, []string{"Origin"}},
+		{"another field", []string{"Accept-Encoding"}, []string{"Accept-Encoding", "Origin"}},
+		{"listed, other case", []string{"accept-encoding, origin"}, []string{"accept-encoding, origin"}},
+		{"star", []string{"*"}, []string{"*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.in != nil {
+				// Spare capacity: an in-place append would write here.
+				in := make([]string, len(tc.in), len(tc.in)+1)
+				copy(in, tc.in)
+				h["Vary"] = in
+			}
+			orig := h["Vary"]
+			AddVary(h, only)
+			if !slices.Equal(h["Vary"], tc.want) {
+				t.Errorf("Vary = %q, want %q", h["Vary"], tc.want)
+			}
+			if orig != nil && cap(orig) > len(orig) && orig[:cap(orig)][len(orig)] != "" {
+				t.Errorf("the upstream's slice was appended to in place")
+			}
+		})
+	}
+}
