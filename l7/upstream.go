@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/portcullis-lb/portcullis/l7/internal/rawio"
 	"github.com/portcullis-lb/portcullis/l7/pool"
 )
 
@@ -114,6 +115,7 @@ func (u *upstream) dial(ctx context.Context, addr string, cfg *tls.Config) (net.
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	c = rawio.Wrap(c)
 	if cfg == nil {
 		return c, nil
 	}
@@ -188,6 +190,7 @@ type h1conn struct {
 	conn        net.Conn
 	br          *bufio.Reader
 	bw          *bufio.Writer
+	raw         *rawio.Conn // the socket, when not under TLS
 	hp          *hostPool
 	idleAt      time.Time
 	hasDeadline bool      // a total-timeout deadline is set
@@ -246,10 +249,12 @@ func (hp *hostPool) get(ctx context.Context) (c *h1conn, reused bool, err error)
 	if err != nil {
 		return nil, false, err
 	}
+	raw, _ := conn.(*rawio.Conn)
 	return &h1conn{
 		conn:  conn,
 		br:    bufio.NewReaderSize(conn, upstreamReadBuf),
 		bw:    bufio.NewWriterSize(conn, upstreamWriteBuf),
+		raw:   raw,
 		hp:    hp,
 		abort: func() { conn.SetReadDeadline(time.Unix(1, 0)) },
 	}, false, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-lb/portcullis/internal/config"
 	"github.com/portcullis-lb/portcullis/l7/internal/h1"
 	"github.com/portcullis-lb/portcullis/l7/internal/h2"
+	"github.com/portcullis-lb/portcullis/l7/internal/rawio"
 )
 
 // listenTCP binds a TCP socket, with IP_FREEBIND when asked so that a
@@ -129,7 +130,7 @@ func (sk *socket) acceptLoop() {
 			sk.refuse(c)
 			continue
 		}
-		sk.dispatch(&trackedConn{Conn: c, perIP: sk.perIP, ip: ip})
+		sk.dispatch(&trackedConn{Conn: rawio.Wrap(c), perIP: sk.perIP, ip: ip})
 	}
 }
 
