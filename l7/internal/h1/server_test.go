@@ -10,9 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-lb/portcullis/l7/internal/rawio"
 )
 
 // serve starts a Server on loopback whose handler records what it got.
+// Its connections are rawio's, as l7/listen gives them: a response's last
+// bytes go out with the wait for the next request (waitRequest).
 func serve(t *testing.T, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -27,7 +31,7 @@ func serve(t *testing.T, h http.Handler) string {
 			if err != nil {
 				return
 			}
-			go s.ServeConn(context.Background(), c)
+			go s.ServeConn(context.Background(), rawio.Wrap(c))
 		}
 	}()
 	return ln.Addr().String()

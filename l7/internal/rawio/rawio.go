@@ -45,6 +45,7 @@ type Conn struct {
 	n     int
 	err   error
 	calls int
+	then  func() bool
 
 	// The read in progress.
 	rb   []byte
@@ -207,10 +208,19 @@ func wrapErr(op string, c *net.TCPConn, err error) error {
 // with none (the socket's buffer was full), the caller writes the rest
 // and reads the ordinary way.
 func (c *Conn) SendWait(b []byte) (n int, done bool, err error) {
-	c.b, c.n, c.calls, c.err = b, 0, 0, nil
+	return c.SendWaitThen(b, nil)
+}
+
+// SendWaitThen is SendWait calling then, when not nil, once b is written
+// and before the wait: a server marks the connection idle there, after
+// its response is out and before the wait for the next request (a drain
+// closes idle connections only). then returning false skips the wait
+// (done, no error).
+func (c *Conn) SendWaitThen(b []byte, then func() bool) (n int, done bool, err error) {
+	c.b, c.n, c.calls, c.err, c.then = b, 0, 0, nil, then
 	err = c.rc.Read(c.sendStep)
 	n, werr := c.n, c.err
-	c.b = nil
+	c.b, c.then = nil, nil
 	switch {
 	case werr != nil:
 		return n, false, wrapErr("write", c.TCPConn, werr)
@@ -239,5 +249,5 @@ func (c *Conn) sendThenWait(fd uintptr) bool {
 			return true
 		}
 	}
-	return false
+	return c.then != nil && !c.then()
 }
