@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,6 +398,8 @@ func TestMalformedRequestsResetTheStream(t *testing.T) {
 		"te other than trailer": {":method", "GET", ":scheme", "https", ":path", "/", "te", "gzip"},
 		"two content-lengths":   {":method", "POST", ":scheme", "https", ":path", "/", "content-length", "1", "content-length", "2"},
 		"body without data":     {":method", "POST", ":scheme", "https", ":path", "/", "content-length", "3"},
+		"signed content-length": {":method", "GET", ":scheme", "https", ":path", "/", "content-length", "-0"},
+		"plus content-length":   {":method", "GET", ":scheme", "https", ":path", "/", "content-length", "+0"},
 		"unknown pseudo":        {":method", "GET", ":scheme", "https", ":path", "/", ":foo", "x"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -529,6 +532,21 @@ func TestRequestFieldValuesStayApart(t *testing.T) {
 			if !slices.Equal(h[k], v) {
 				t.Errorf("request %d: %s = %q, want %q", i+1, k, h[k], v)
 			}
+		}
+	}
+}
+
+// TestRefusalsCarryTheProxysErrorBody: 431 and 417, answered before the
+// handler, have the JSON shape of the proxy's other errors.
+func TestRefusalsCarryTheProxysErrorBody(t *testing.T) {
+	for code, want := range map[int]string{
+		431: `{"status":431,"error":"request header fields too large"}` + "\n",
+		417: `{"status":417,"error":"expectation failed"}` + "\n",
+	} {
+		rec := httptest.NewRecorder()
+		statusHandler(code).ServeHTTP(rec, nil)
+		if rec.Code != code || rec.Body.String() != want || rec.Header().Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Errorf("%d: got %d %q (Content-Length %q)", code, rec.Code, rec.Body.String(), rec.Header().Get("Content-Length"))
 		}
 	}
 }

@@ -121,12 +121,17 @@ func (cn *conn) onHeaders(f *headerBlock) error {
 	return nil
 }
 
+// statusHandler answers a request refused before the handler (431, 417)
+// with the JSON body the rest of the proxy gives errors.
 type statusHandler int
 
 func (s statusHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header()["Content-Type"] = []string{"application/json"}
+	body := `{"status":` + strconv.Itoa(int(s)) + `,"error":` + strconv.Quote(strings.ToLower(http.StatusText(int(s)))) + "}\n"
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(int(s))
-	_, _ = io.WriteString(w, `{"error":"`+strings.ToLower(http.StatusText(int(s)))+`"}`+"\n")
+	_, _ = io.WriteString(w, body)
 }
 
 // buildRequest turns a HEADERS frame into the request; nil with code 0 is
@@ -228,8 +233,9 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 				return nil, 0
 			}
 		}
+		// Digits only (RFC 9110 §8.6): ParseInt alone takes "+5" and "-0".
 		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if err != nil || n < 0 || cl[0][0] == '+' {
+		if err != nil || cl[0][0] < '0' || cl[0][0] > '9' {
 			return nil, 0
 		}
 		st.declared = n
