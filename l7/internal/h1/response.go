@@ -402,9 +402,6 @@ func (w *response) finish() error {
 		bw.Flush()
 		return errors.New("h1: response shorter than its Content-Length")
 	}
-	if w.cn.raw != nil {
-		return nil // held for waitRequest, or flushed when the connection ends
-	}
 	return bw.Flush()
 }
 

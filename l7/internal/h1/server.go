@@ -52,7 +52,6 @@ import (
 	"time"
 
 	"github.com/portcullis-lb/portcullis/l7/internal/hkey"
-	"github.com/portcullis-lb/portcullis/l7/internal/rawio"
 )
 
 // Server holds the settings of the connections it serves.
@@ -130,70 +129,6 @@ type conn struct {
 	// the whole request body; 0 when no handler runs or it still reads.
 	watch   atomic.Int64
 	probing atomic.Bool
-
-	// raw is the socket under c, when it is a rawio.Conn: the last bytes
-	// of a response then go out with the wait for the next request, in
-	// one call (waitRequest), instead of a write and a read that fails
-	// with EAGAIN before the wait.
-	raw      *rawio.Conn
-	out      outWriter   // bw's destination
-	goIdle   func() bool // cn.markIdle, bound once
-	idleSt   int32       // the state markIdle sets
-	marked   bool        // markIdle ran
-	shutSeen bool        // markIdle found the server shutting down
-}
-
-// outWriter is where the connection's bufio.Writer sends: the socket, or,
-// with wait set, the socket and then the wait for the next request.
-type outWriter struct {
-	cn   *conn
-	wait bool
-}
-
-func (o *outWriter) Write(p []byte) (int, error) {
-	cn := o.cn
-	if !o.wait {
-		return cn.c.Write(p)
-	}
-	n, done, err := cn.raw.SendWaitThen(p, cn.goIdle)
-	if done {
-		// A wait cut short (the sweeper's deadline, Close) shows again
-		// on the read that follows, which handles it.
-		return len(p), nil
-	}
-	if err != nil {
-		return n, err
-	}
-	// The socket's buffer was full: the rest the ordinary way.
-	m, err := cn.c.Write(p[n:])
-	return n + m, err
-}
-
-// markIdle runs between the write of a response and the wait for the next
-// request: the connection counts as idle only once its response is out,
-// so a drain (Shutdown closes idle connections) never cuts a response.
-func (cn *conn) markIdle() bool {
-	cn.marked = true
-	cn.state.Store(cn.idleSt)
-	if cn.idleSt == stIdle && cn.srv.shutdown.Load() && cn.state.CompareAndSwap(stIdle, stBusy) {
-		cn.shutSeen = true
-		return false
-	}
-	return true
-}
-
-// rawOf finds the rawio.Conn under c's wrappers.
-func rawOf(c net.Conn) *rawio.Conn {
-	for {
-		if r, ok := c.(*rawio.Conn); ok {
-			return r
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = u.NetConn()
-	}
 }
 
 // prefixConn replays the byte read while the connection had no buffer.
@@ -227,10 +162,6 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	cn := &conn{srv: s, c: c, ctx: ctx, cancel: cancel, remote: c.RemoteAddr().String(), hdr: make(http.Header, 16)}
 	cn.tmpl = new(http.Request).WithContext(ctx)
 	cn.pc.Conn = c
-	cn.out.cn = cn
-	if cn.raw = rawOf(c); cn.raw != nil {
-		cn.goIdle = cn.markIdle
-	}
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -252,9 +183,6 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		delete(s.conns, cn)
 		s.mu.Unlock()
 		if !cn.hijacked {
-			if cn.bw != nil && cn.bw.Buffered() > 0 {
-				cn.bw.Flush() // a last response held for waitRequest
-			}
 			c.Close()
 			cn.dropBuffers()
 		}
@@ -350,12 +278,8 @@ func (cn *conn) serveOne() bool {
 		return false
 	}
 	// Discard what the handler left of the body, a little at most; a
-	// larger rest is cheaper to drop with the connection. The response
-	// goes out first: the client may wait for it before it sends more.
+	// larger rest is cheaper to drop with the connection.
 	if !cn.body.done {
-		if cn.bw.Flush() != nil {
-			return false
-		}
 		if n, err := io.CopyN(io.Discard, &cn.body, 256<<10); err != nil && err != io.EOF || n == 256<<10 {
 			return false
 		}
@@ -386,7 +310,7 @@ func (cn *conn) takeBuffers() {
 	cn.br = readerPool.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.pc)
 	cn.bw = writerPool.Get().(*bufio.Writer)
-	cn.bw.Reset(&cn.out)
+	cn.bw.Reset(cn.c)
 }
 
 func (cn *conn) dropBuffers() {
@@ -406,8 +330,7 @@ func (cn *conn) dropBuffers() {
 // sweeper, and then continues without buffers.
 func (cn *conn) waitRequest(idle time.Duration) bool {
 	if cn.br.Buffered() > 0 {
-		// Pipelined: the held response goes out, the next is served.
-		return cn.bw.Flush() == nil
+		return true
 	}
 	s := cn.srv
 	cn.idleSince.Store(time.Now().UnixNano())
@@ -415,24 +338,11 @@ func (cn *conn) waitRequest(idle time.Duration) bool {
 	if !cn.served {
 		ist = stNew
 	}
-	cn.marked, cn.shutSeen, cn.idleSt = false, false, ist
-	if cn.bw.Buffered() > 0 {
-		// The response finish held back: written, then (markIdle) the
-		// connection marked idle, then the wait, all in one call.
-		cn.out.wait = true
-		err := cn.bw.Flush()
-		cn.out.wait = false
-		if err != nil || cn.shutSeen {
-			return false
-		}
-	}
-	if !cn.marked {
-		cn.state.Store(ist)
-		// Shutdown sets its flag before it looks for idle connections:
-		// either it finds this one idle or this one sees the flag.
-		if ist == stIdle && s.shutdown.Load() && cn.state.CompareAndSwap(stIdle, stBusy) {
-			return false
-		}
+	cn.state.Store(ist)
+	// Shutdown sets its flag before it looks for idle connections: either
+	// it finds this one idle or this one sees the flag.
+	if ist == stIdle && s.shutdown.Load() && cn.state.CompareAndSwap(stIdle, stBusy) {
+		return false
 	}
 	_, err := cn.br.Peek(1)
 	if cn.state.CompareAndSwap(ist, stBusy) {

@@ -274,3 +274,37 @@ func TestAHandlersConnectionCloseEndsTheConnection(t *testing.T) {
 		t.Fatalf("answer:\n%s", all)
 	}
 }
+
+// TestARequestPipelinedWhileTheLastOneRunsIsServedAtOnce: the second
+// request reaches the socket while the first one's handler still runs
+// (after the first was read): it must be answered as soon as the first
+// is, not when an idle timer or the sweeper wakes the connection.
+func TestARequestPipelinedWhileTheLastOneRunsIsServedAtOnce(t *testing.T) {
+	sent := make(chan struct{})
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			<-sent
+			time.Sleep(20 * time.Millisecond) // the second is in the socket, not in the buffer
+		}
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(20 * time.Millisecond) // the first is read alone
+	io.WriteString(c, "GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	close(sent)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/first", "/second"} {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no answer to %s within a second: %v", path, err)
+		}
+		io.Copy(io.Discard, res.Body)
+	}
+}
