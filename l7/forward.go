@@ -335,33 +335,27 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 		c.hasDeadline = true
 		c.rd = time.Time{}
 	}
-	reqHead := appendRequestHead(c.bw.AvailableBuffer(), r, st, bm)
-	// A bodiless request on a plain socket goes out with SendWait, which
-	// also waits for the answer; anything else through the writer.
-	direct := bm.kind == bodyNone && c.raw != nil
-	if !direct {
-		c.bw.Write(reqHead)
-		if bm.kind != bodyNone {
-			var body io.Reader = r.Body
-			if st.body != nil {
-				body = &st.bodyRd
-			}
-			n, err := copyRequestBody(c.bw, body, bm, st.copyBuf)
-			st.bytesIn = n
-			if err != nil {
-				a.err = err
-				if err == errClientBody {
-					// Or a body over its limit: serveRequest tells them apart.
-					a.badRequest = true
-					a.status = http.StatusBadRequest
-				}
-				return a
-			}
+	writeRequestHead(c.bw, r, st, bm)
+	if bm.kind != bodyNone {
+		var body io.Reader = r.Body
+		if st.body != nil {
+			body = &st.bodyRd
 		}
-		if err := c.bw.Flush(); err != nil {
+		n, err := copyRequestBody(c.bw, body, bm, st.copyBuf)
+		st.bytesIn = n
+		if err != nil {
 			a.err = err
+			if err == errClientBody {
+				// Or a body over its limit: serveRequest tells them apart.
+				a.badRequest = true
+				a.status = http.StatusBadRequest
+			}
 			return a
 		}
+	}
+	if err := c.bw.Flush(); err != nil {
+		a.err = err
+		return a
 	}
 	// An HTTP/2 or HTTP/3 client that resets its stream ends the wait on
 	// the upstream at once instead of when the upstream answers (a stream
@@ -377,27 +371,10 @@ func (p *Proxy) exchangeH1(w http.ResponseWriter, r *http.Request, st *reqState,
 	if conf.ResponseHeaderTimeout > 0 {
 		c.armHeaderTimeout(conf.ResponseHeaderTimeout, deadline)
 	}
-	var waitErr error
-	if direct {
-		n, done, err := c.raw.SendWait(reqHead)
-		if !done && err == nil {
-			_, err = c.conn.Write(reqHead[n:])
-		}
-		if !done && err != nil {
-			a.err = err
-			return a
-		}
-		waitErr = err
-	}
 	h := w.Header()
 	var head respHead
 	for {
-		err := waitErr
-		if err == nil {
-			err = readResponseHead(c.br, h, r.Method, &head)
-		}
-		waitErr = nil
-		if err != nil {
+		if err := readResponseHead(c.br, h, r.Method, &head); err != nil {
 			a.err, a.timeout = err, isTimeout(err)
 			if r.Context().Err() != nil {
 				// Not the upstream's fault: no 504, no outlier count.

@@ -96,11 +96,11 @@ func (ct *connTokens) has(k string) bool {
 	return false
 }
 
-// appendRequestHead appends the request line and headers for upstream. The
-// caller appends into its writer's free space and writes the head with one
-// call (a WriteString per piece cost more than the appending), or hands it
-// to the socket itself (sendWaiter).
-func appendRequestHead(b []byte, r *http.Request, st *reqState, body bodyMode) []byte {
+// writeRequestHead writes the request line and headers for upstream. The
+// head is appended into the writer's free space and written with one call
+// (a WriteString per piece cost more than the appending).
+func writeRequestHead(bw *bufio.Writer, r *http.Request, st *reqState, body bodyMode) {
+	b := bw.AvailableBuffer()
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, st.uri...)
@@ -145,7 +145,8 @@ func appendRequestHead(b []byte, r *http.Request, st *reqState, body bodyMode) [
 			b = append(b, "Content-Length: 0\r\n"...)
 		}
 	}
-	return append(b, "\r\n"...)
+	b = append(b, "\r\n"...)
+	bw.Write(b)
 }
 
 type bodyKind uint8

@@ -266,3 +266,35 @@ func TestAKeepAliveConnectionTheUpstreamClosedIsReplacedForAGet(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the upstream has closed by now
 	}
 }
+
+func TestAKeepAliveConnectionTheUpstreamHalfClosedIsReplacedForAGetAtOnce(t *testing.T) {
+	// A lingering close, as Apache's event MPM closes idle keep-alive
+	// connections: the upstream sends its FIN while the connection idles
+	// in the pool, then keeps reading (and never resets). The next request
+	// on it must see the end at once and go to a fresh connection, not
+	// wait for the response-header timeout (a wait that skipped the read
+	// before it would lose the FIN's wake-up).
+	up := serveConns(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(20 * time.Millisecond)
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c) // lingers, reading what comes
+	})
+	_, addr := startProxy(t, []string{up}, proxyOpts{pool: "      retries: {attempts: 0}\n"})
+	for i := range 3 {
+		start := time.Now()
+		res, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(b) != "ok" || time.Since(start) > 2*time.Second {
+			t.Fatalf("request %d: %d %q after %v", i, res.StatusCode, b, time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond) // the upstream has half-closed by now
+	}
+}

@@ -190,7 +190,6 @@ type h1conn struct {
 	conn        net.Conn
 	br          *bufio.Reader
 	bw          *bufio.Writer
-	raw         *rawio.Conn // the socket, when not under TLS
 	hp          *hostPool
 	idleAt      time.Time
 	hasDeadline bool      // a total-timeout deadline is set
@@ -249,12 +248,10 @@ func (hp *hostPool) get(ctx context.Context) (c *h1conn, reused bool, err error)
 	if err != nil {
 		return nil, false, err
 	}
-	raw, _ := conn.(*rawio.Conn)
 	return &h1conn{
 		conn:  conn,
 		br:    bufio.NewReaderSize(conn, upstreamReadBuf),
 		bw:    bufio.NewWriterSize(conn, upstreamWriteBuf),
-		raw:   raw,
 		hp:    hp,
 		abort: func() { conn.SetReadDeadline(time.Unix(1, 0)) },
 	}, false, nil

@@ -1,6 +1,5 @@
 // Package rawio reads and writes TCP sockets without telling the Go
-// scheduler that a system call is under way, and sends a request and
-// waits for its answer in one step (Conn.SendWait).
+// scheduler that a system call is under way.
 //
 // A write to a socket that the kernel delivers locally (loopback, or a
 // veth pair to a local backend) runs the receiver's TCP stack and wakes
@@ -23,6 +22,14 @@
 // write. Measured on the L7 benchmark (docs/benchmarks.md): nanosleeps
 // per request 0.095 → 0.001, futex calls halved, context switches per
 // request 0.37 → 0.23 (HTTP/1.1), proxy CPU per request about 10 % lower.
+//
+// Not done here: writing a request and then waiting for the answer without
+// the read that fails with EAGAIN first. Go's poller forgets a readiness
+// edge that came before the wait (RawConn.Read resets it), so a FIN that a
+// peer sent while the connection idled (a lingering close: it keeps
+// reading and never resets) would leave the wait hanging until a timeout;
+// l7's TestAKeepAliveConnectionTheUpstreamHalfClosedIsReplacedForAGetAtOnce
+// keeps that out.
 package rawio
 
 import (
@@ -34,26 +41,27 @@ import (
 )
 
 // Conn is a TCP connection whose reads and writes are raw system calls.
-// Reads and writes may run concurrently (each has its own fields, and the
-// runtime's per-direction locks order calls of one direction).
+// One Read and one Write may run at the same time (each direction has its
+// own fields); two of one direction may not, unlike with *net.TCPConn:
+// every user here has one reader and serialises its writes (the HTTP/2
+// server's writer, crypto/tls, x/net/http2's write lock).
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
-	// The write in progress (Write, SendWait).
-	b     []byte
-	n     int
-	err   error
-	calls int
+	// The write in progress.
+	b   []byte
+	n   int
+	err error
 
 	// The read in progress.
 	rb   []byte
 	rn   int
 	rerr error
 
-	// c.write, c.sendThenWait and c.read, bound once: a method value per
-	// call would allocate.
-	writeStep, sendStep, readStep func(fd uintptr) bool
+	// c.write and c.read, bound once: a method value per call would
+	// allocate.
+	writeStep, readStep func(fd uintptr) bool
 }
 
 // Wrap returns c with raw writes, or c itself when it is not a TCP
@@ -68,7 +76,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	rw := &Conn{TCPConn: tc, rc: rc}
-	rw.writeStep, rw.sendStep, rw.readStep = rw.write, rw.sendThenWait, rw.read
+	rw.writeStep, rw.readStep = rw.write, rw.read
 	return rw
 }
 
@@ -186,67 +194,4 @@ func wrapErr(op string, c *net.TCPConn, err error) error {
 		err = os.NewSyscallError(op, errno)
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
-}
-
-// SendWait writes b and then waits, in the same call, until the socket has
-// something to read: the answer to a request, so that the read that
-// follows finds it instead of failing first. Go's reads try the system
-// call before they wait: on a keep-alive connection the read right after
-// a request fails with EAGAIN once per response, a wasted system call
-// (~0.4 µs here) that HAProxy, which waits for the event first, does not
-// make. syscall.RawConn.Read gives the other order: it resets the
-// socket's readiness before calling its function, whose first call
-// writes (so the answer, or the peer's reset, can only arrive after the
-// reset and wakes the wait) and asks to wait, and whose second call, made
-// once the socket is readable, ends the wait. Read deadlines and Close end
-// the wait as they end a read.
-//
-// Only for an exchange where the peer sends nothing before it has b: bytes
-// that arrived before the call do not end the wait (the reset forgets
-// their wake-up), only bytes, a close or a reset arriving after it. A
-// request to an upstream qualifies (stale bytes on a pooled connection are
-// followed by the answer or by the reset that the request draws). A
-// server's answer to a client does not: a pipelined request already in the
-// socket would wait for the idle timeout (the lean HTTP/1.1 server tried
-// it; its test of a request pipelined behind a running one keeps it out).
-//
-// done means both happened, or the wait ended early: err is then the
-// wait's (a deadline, the connection closed), to be treated as a failed
-// read. Otherwise the first n bytes went out and err is a write error;
-// with none (the socket's buffer was full), the caller writes the rest
-// and reads the ordinary way.
-func (c *Conn) SendWait(b []byte) (n int, done bool, err error) {
-	c.b, c.n, c.calls, c.err = b, 0, 0, nil
-	err = c.rc.Read(c.sendStep)
-	n, werr := c.n, c.err
-	c.b = nil
-	switch {
-	case werr != nil:
-		return n, false, wrapErr("write", c.TCPConn, werr)
-	case n == len(b):
-		return n, true, wrapErr("read", c.TCPConn, err)
-	default:
-		return n, false, wrapErr("write", c.TCPConn, err)
-	}
-}
-
-func (c *Conn) sendThenWait(fd uintptr) bool {
-	c.calls++
-	if c.calls > 1 {
-		return true // woken: the answer (or an error) is there to read
-	}
-	for c.n < len(c.b) {
-		m, errno := rawWrite(fd, c.b[c.n:])
-		switch errno {
-		case 0:
-			c.n += m
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return true
-		default:
-			c.err = errno
-			return true
-		}
-	}
-	return false
 }

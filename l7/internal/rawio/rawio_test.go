@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // pair returns a client connection wrapped by Wrap and the server's end.
@@ -121,96 +119,6 @@ func TestErrorsLookLikeNetConnErrors(t *testing.T) {
 		var oe *net.OpError
 		if !errors.Is(err, syscall.ECONNRESET) || !errors.As(err, &oe) {
 			t.Fatalf("Read: %#v", err)
-		}
-	})
-}
-
-// readable reports whether a read would find data (or the end) now,
-// without waiting.
-func readable(c *Conn) bool {
-	var rerr error
-	c.rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return true
-	})
-	return rerr != unix.EAGAIN
-}
-
-func TestSendWait(t *testing.T) {
-	head := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	t.Run("returns when the answer is there to read", func(t *testing.T) {
-		c, s := pair(t)
-		go func() {
-			b := make([]byte, len(head))
-			io.ReadFull(s, b)
-			time.Sleep(30 * time.Millisecond) // the wait must really wait
-			s.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
-		}()
-		n, done, err := c.SendWait(head)
-		if n != len(head) || !done || err != nil {
-			t.Fatalf("SendWait = %d, %v, %v; want all written, done, no error", n, done, err)
-		}
-		if !readable(c) {
-			t.Fatal("SendWait returned before the answer arrived")
-		}
-		got, _ := io.ReadAll(io.LimitReader(c, 27))
-		if string(got) != "HTTP/1.1 204 No Content\r\n\r\n" {
-			t.Fatalf("read %q", got)
-		}
-	})
-	t.Run("a read deadline ends the wait", func(t *testing.T) {
-		c, _ := pair(t)
-		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		n, done, err := c.SendWait(head)
-		if n != len(head) || !done || !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("SendWait = %d, %v, %v; want written, done, deadline exceeded", n, done, err)
-		}
-	})
-	t.Run("a peer that closed wakes the wait", func(t *testing.T) {
-		// A pooled connection the upstream closed while it was idle: the
-		// request draws a reset, which ends the wait; the read that
-		// follows reports it (and the proxy retries a GET elsewhere).
-		c, s := pair(t)
-		s.Close()
-		time.Sleep(20 * time.Millisecond) // the FIN is in, its edge consumed by nobody
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		start := time.Now()
-		_, done, err := c.SendWait(head)
-		if err != nil && (done || !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET)) {
-			t.Fatalf("SendWait: done=%v err=%v", done, err)
-		}
-		if time.Since(start) > 4*time.Second {
-			t.Fatal("the wait ran into the deadline: the reset did not wake it")
-		}
-		if _, rerr := c.Read(make([]byte, 16)); rerr == nil {
-			t.Fatal("read after the peer closed succeeded")
-		}
-	})
-	t.Run("a closed connection fails before writing", func(t *testing.T) {
-		c, _ := pair(t)
-		c.Close()
-		n, done, err := c.SendWait(head)
-		if n != 0 || done || !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("SendWait = %d, %v, %v; want nothing written, an ErrClosed", n, done, err)
-		}
-	})
-	t.Run("a full socket buffer leaves the rest to the caller", func(t *testing.T) {
-		c, s := pair(t)
-		c.SetWriteBuffer(4096)
-		big := bytes.Repeat([]byte("x"), 1<<20)
-		n, done, err := c.SendWait(big)
-		if done || err != nil || n == 0 || n >= len(big) {
-			t.Fatalf("SendWait = %d, %v, %v; want a part written, not done, no error", n, done, err)
-		}
-		got := make(chan int64)
-		go func() { m, _ := io.Copy(io.Discard, s); got <- m }()
-		if _, err := c.Write(big[n:]); err != nil {
-			t.Fatal(err)
-		}
-		c.CloseWrite()
-		if m := <-got; m != int64(len(big)) {
-			t.Fatalf("the upstream got %d bytes, want %d", m, len(big))
 		}
 	})
 }
