@@ -64,8 +64,8 @@ type Conn struct {
 	writeStep, readStep func(fd uintptr) bool
 }
 
-// Wrap returns c with raw writes, or c itself when it is not a TCP
-// connection.
+// Wrap returns c with raw reads and writes, or c itself when it is not a
+// TCP connection.
 func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
@@ -98,7 +98,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 func (c *Conn) write(fd uintptr) bool {
 	for c.n < len(c.b) {
-		m, errno := rawWrite(fd, c.b[c.n:])
+		m, errno := rawSys(syscall.SYS_WRITE, fd, c.b[c.n:])
 		switch errno {
 		case 0:
 			c.n += m
@@ -149,10 +149,6 @@ func (c *Conn) read(fd uintptr) bool {
 	}
 }
 
-func rawWrite(fd uintptr, b []byte) (int, syscall.Errno) {
-	return rawSys(syscall.SYS_WRITE, fd, b)
-}
-
 // rawSys makes a read or write system call on b, raw except under the
 // race detector, whose annotations of syscall.Syscall order the memory a
 // goroutine wrote before sending with the reads of the goroutine that
@@ -175,7 +171,8 @@ func rawSys(trap, fd uintptr, b []byte) (int, syscall.Errno) {
 	return int(r), errno
 }
 
-// wrapErr gives errors the *net.OpError shape net.Conn's own writes have.
+// wrapErr gives errors the *net.OpError shape net.Conn's own reads and
+// writes have.
 func wrapErr(op string, c *net.TCPConn, err error) error {
 	if err == nil {
 		return nil
