@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-lb/portcullis/cluster/bgp"
 	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 	"github.com/portcullis-lb/portcullis/internal/testbin"
@@ -198,7 +199,7 @@ func (bt *bgpTest) apiMismatch(n *Node, announced bool, reason string) string {
 	if err != nil {
 		return fmt.Sprintf("BGP view: %v", err)
 	}
-	i := slices.IndexFunc(v.Peers, func(p BGPPeer) bool { return p.Address == router })
+	i := slices.IndexFunc(v.Peers, func(p bgp.PeerStatus) bool { return p.Address == router })
 	if i < 0 {
 		return fmt.Sprintf("GET %s: no peer %s: %+v", path, router, v)
 	}
@@ -210,12 +211,12 @@ func (bt *bgpTest) apiMismatch(n *Node, announced bool, reason string) string {
 	if bt.lab.Opts.Timers.BFD && p.BFD != "up" {
 		return fmt.Sprintf("GET %s: peer %+v, want bfd up", path, p)
 	}
-	j := slices.IndexFunc(v.VIPs, func(x BGPVIP) bool { return x.VIP == VIPName })
+	j := slices.IndexFunc(v.VIPs, func(x bgp.VIPStatus) bool { return x.VIP == VIPName })
 	if j < 0 {
 		return fmt.Sprintf("GET %s: no VIP %s: %+v", path, VIPName, v)
 	}
 	x := v.VIPs[j]
-	if x.Prefix != VIPPrefix.String() || x.Announced != announced || reason != "" && x.Reason != reason {
+	if x.Prefix != VIPPrefix.String() || x.Announced != announced || reason != "" && string(x.Reason) != reason {
 		return fmt.Sprintf("GET %s: VIP %+v, want prefix %s, announced %v, reason %q", path, x, VIPPrefix, announced, reason)
 	}
 	m, err := n.Metrics()

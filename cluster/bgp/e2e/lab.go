@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/portcullis-lb/portcullis/cluster/bgp"
 	"github.com/portcullis-lb/portcullis/internal/e2etest"
 	"github.com/portcullis-lb/portcullis/internal/netlab"
 )
@@ -390,27 +391,31 @@ protocol kernel {
 `, RouterNodeSide.Addr())
 	b.WriteString(t.birdBFD())
 	for i, h := range l.Nodes {
-		fmt.Fprintf(&b, `protocol bgp %s {
+		b.WriteString(t.birdBGP(h.Name, RouterNodeSide.Addr(), RouterASN, NodeAddr(i+1).Addr(), NodeASN,
+			"import all; export none;"))
+	}
+	return b.String()
+}
+
+// birdBGP is one bird2 BGP session with the lab's timers (fast retries:
+// a restarted peer comes back within seconds); ipv4 is the channel's
+// import and export rules.
+func (t Timers) birdBGP(name string, local netip.Addr, localAS int, neighbor netip.Addr, neighborAS int, ipv4 string) string {
+	bfd := "off"
+	if t.BFD {
+		bfd = "on"
+	}
+	return fmt.Sprintf(`protocol bgp %s {
 	local %s as %d;
 	neighbor %s as %d;
 	hold time %d;
 	keepalive time %d;
 	connect retry time 1;
 	error wait time 1, 2;
-	ipv4 { import all; export none; };
+	ipv4 { %s };
 	bfd %s;
 }
-`, h.Name, RouterNodeSide.Addr(), RouterASN, NodeAddr(i+1).Addr(), NodeASN,
-			secs(t.hold()), secs(t.keepalive()), onOff(t.BFD))
-	}
-	return b.String()
-}
-
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
+`, name, local, localAS, neighbor, neighborAS, secs(t.hold()), secs(t.keepalive()), ipv4, bfd)
 }
 
 // StartBird writes BirdConfig, checks it with `bird -p`, starts bird in
@@ -618,17 +623,8 @@ protocol device { }
 protocol static { ipv4; route %s blackhole; }
 `, NodeAddr(i).Addr(), VIPPrefix)
 	b.WriteString(t.birdBFD())
-	fmt.Fprintf(&b, `protocol bgp uplink {
-	local %s as %d;
-	neighbor %s as %d;
-	hold time %d;
-	keepalive time %d;
-	connect retry time 1;
-	error wait time 1, 2;
-	ipv4 { import none; export where net = %s; };
-	bfd %s;
-}
-`, NodeAddr(i).Addr(), NodeASN, RouterNodeSide.Addr(), RouterASN, secs(t.hold()), secs(t.keepalive()), VIPPrefix, onOff(t.BFD))
+	b.WriteString(t.birdBGP("uplink", NodeAddr(i).Addr(), NodeASN, RouterNodeSide.Addr(), RouterASN,
+		fmt.Sprintf("import none; export where net = %s;", VIPPrefix)))
 	return b.String()
 }
 
@@ -747,25 +743,8 @@ func (l *Lab) RestoreLink(i int) error {
 
 // BGPView is the admin API's GET /api/v1/bgp.
 type BGPView struct {
-	Peers []BGPPeer `json:"peers"`
-	VIPs  []BGPVIP  `json:"vips"`
-}
-
-// BGPPeer is one session in BGPView.
-type BGPPeer struct {
-	Address  string `json:"address"`
-	ASN      uint32 `json:"asn"`
-	State    string `json:"state"`
-	HoldTime uint64 `json:"hold_time_s"` // negotiated
-	BFD      string `json:"bfd"`         // up, down, init, ... ("" without BFD)
-}
-
-// BGPVIP is one announced (or not) prefix in BGPView.
-type BGPVIP struct {
-	VIP       string `json:"vip"`
-	Prefix    string `json:"prefix"`
-	Announced bool   `json:"announced"`
-	Reason    string `json:"reason"`
+	Peers []bgp.PeerStatus `json:"peers"`
+	VIPs  []bgp.VIPStatus  `json:"vips"`
 }
 
 // BGP returns the daemon's BGP view.
