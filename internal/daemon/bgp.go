@@ -43,6 +43,17 @@ func (d *Daemon) bgpSpeaker() *bgp.Speaker {
 	return d.bgp.sp
 }
 
+// bgpRunning returns the speaker and the running config when both exist
+// and the config has a bgp section; nil otherwise.
+func (d *Daemon) bgpRunning() (*bgp.Speaker, *config.Config) {
+	sp := d.bgpSpeaker()
+	g := d.gen.Load()
+	if sp == nil || g == nil || g.cfg.BGP == nil {
+		return nil, nil
+	}
+	return sp, g.cfg
+}
+
 // applyBGP starts, updates or stops the speaker for cfg, then announces.
 // It runs after the cluster (the witness and the agreed health exist) and,
 // like it, never makes a reload fail: a speaker error is logged and the
@@ -103,14 +114,13 @@ func (d *Daemon) bgpLoop(stop, done chan struct{}) {
 
 // announce evaluates every bgp VIP and applies the result.
 func (d *Daemon) announce() {
-	sp := d.bgpSpeaker()
-	g := d.gen.Load()
-	if sp == nil || g == nil || g.cfg.BGP == nil {
+	sp, cfg := d.bgpRunning()
+	if sp == nil {
 		return
 	}
 	d.bgp.announceMu.Lock()
 	defer d.bgp.announceMu.Unlock()
-	if err := sp.Apply(d.bgpWants(g.cfg)); err != nil {
+	if err := sp.Apply(d.bgpWants(cfg)); err != nil {
 		d.log.Error("BGP announcement failed", "err", err)
 	}
 }
@@ -184,9 +194,8 @@ const bgpStopTimeout = 3 * time.Second
 // while this one still forwards everything that arrives: the flows the
 // routers re-hash land on nodes that pick the same backend.
 func (d *Daemon) withdrawBGP() {
-	sp := d.bgpSpeaker()
-	g := d.gen.Load()
-	if sp == nil || g == nil || g.cfg.BGP == nil {
+	sp, cfg := d.bgpRunning()
+	if sp == nil {
 		return
 	}
 	d.bgp.announceMu.Lock()
@@ -195,7 +204,7 @@ func (d *Daemon) withdrawBGP() {
 	if err != nil {
 		d.log.Error("BGP withdrawal failed", "err", err)
 	}
-	settle := g.cfg.BGP.WithdrawSettle.D()
+	settle := cfg.BGP.WithdrawSettle.D()
 	d.log.Info("BGP VIPs withdrawn; letting the routers converge", "for", settle)
 	time.Sleep(settle)
 }
@@ -292,12 +301,11 @@ type BGPView struct {
 
 func (d *Daemon) bgpView() BGPView {
 	v := BGPView{Peers: []bgp.PeerStatus{}, VIPs: []bgp.VIPStatus{}}
-	sp := d.bgpSpeaker()
-	g := d.gen.Load()
-	if sp == nil || g == nil || g.cfg.BGP == nil {
+	sp, cfg := d.bgpRunning()
+	if sp == nil {
 		return v
 	}
-	v.Enabled, v.ASN = true, g.cfg.BGP.ASN
+	v.Enabled, v.ASN = true, cfg.BGP.ASN
 	if p := sp.Peers(); p != nil {
 		v.Peers = p
 	}
