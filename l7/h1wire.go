@@ -289,10 +289,8 @@ func readResponseHead(br *bufio.Reader, h http.Header, method string, head *resp
 		v := strings.TrimSpace(l[colon+1:])
 		switch k {
 		case "Content-Length":
-			// Digits only (RFC 9110 §8.6): ParseInt alone would take
-			// "+5", a length another hop may read differently.
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || v[0] < '0' || v[0] > '9' || (clSeen && n != cl) {
+			n, ok := hkey.ParseLength(v)
+			if !ok || (clSeen && n != cl) {
 				return errBadResponse
 			}
 			clSeen, cl = true, n

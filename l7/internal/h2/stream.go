@@ -233,9 +233,8 @@ func (st *stream) buildRequest(f *headerBlock, r *http.Request) (*http.Request, 
 				return nil, 0
 			}
 		}
-		// Digits only (RFC 9110 §8.6): ParseInt alone takes "+5" and "-0".
-		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if err != nil || cl[0][0] < '0' || cl[0][0] > '9' {
+		n, ok := hkey.ParseLength(cl[0])
+		if !ok {
 			return nil, 0
 		}
 		st.declared = n

@@ -7,6 +7,7 @@ package hkey
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -96,4 +97,12 @@ func init() {
 		canonical[l] = k
 		lower[k] = l
 	}
+}
+
+// ParseLength reads a Content-Length value: digits only (RFC 9110 §8.6),
+// within int64. strconv.ParseInt alone would take "+5" and "-0", lengths
+// another hop may read differently.
+func ParseLength(v string) (int64, bool) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil && v[0] >= '0' && v[0] <= '9'
 }

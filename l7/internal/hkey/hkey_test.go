@@ -58,3 +58,20 @@ func TestAddVary(t *testing.T) {
 		})
 	}
 }
+
+func TestParseLength(t *testing.T) {
+	for _, tc := range []struct {
+		v  string
+		n  int64
+		ok bool
+	}{
+		{"0", 0, true}, {"5", 5, true}, {"9223372036854775807", 1<<63 - 1, true},
+		{"", 0, false}, {"+5", 0, false}, {"-0", 0, false}, {"-1", 0, false},
+		{"0x5", 0, false}, {"5 ", 0, false}, {"9223372036854775808", 0, false},
+	} {
+		n, ok := ParseLength(tc.v)
+		if ok != tc.ok || ok && n != tc.n {
+			t.Errorf("ParseLength(%q) = %d, %v; want %d, %v", tc.v, n, ok, tc.n, tc.ok)
+		}
+	}
+}
